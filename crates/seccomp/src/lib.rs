@@ -1,0 +1,1 @@
+//! berth-seccomp: work in progress.

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package Berth's build, tests and quick start need.
+# Idempotent: packages already present are not downloaded again.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (apt-get, namespaces, cgroups)" >&2; exit 1; }
+
+PKGS=(
+  build-essential pkg-config      # cc for zstd-sys/ring, pkg-config for libseccomp
+  libseccomp-dev                  # berth-seccomp links libseccomp
+  busybox-static                  # the offline test rootfs
+  iproute2 procps util-linux jq curl file tar gzip
+  runc crun                       # peers the tests and benches compare against
+  skopeo docker-registry umoci    # registry and image interop tests
+)
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  # Keep package postinst scripts from starting services (registry, containerd).
+  added_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added_policy=1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ "$added_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found; install Rust with rustup first" >&2; exit 1; }
