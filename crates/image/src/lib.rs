@@ -1,1 +1,11 @@
-//! berth-image: work in progress.
+//! berth-image: the image library of the Berth daemon.
+//!
+//! Everything here is synchronous; the daemon calls it from `spawn_blocking`.
+
+pub mod digest;
+pub mod error;
+pub mod reference;
+
+pub use digest::{Algorithm, Digest};
+pub use error::{Error, Result};
+pub use reference::Reference;
