@@ -9,3 +9,10 @@ pub mod reference;
 pub use digest::{Algorithm, Digest};
 pub use error::{Error, Result};
 pub use reference::Reference;
+pub mod config;
+pub mod manifest;
+pub mod store;
+
+pub use config::ImageConfig;
+pub use manifest::{Manifest, Platform};
+pub use store::{ContentStore, ImageStore};
