@@ -16,3 +16,4 @@ pub mod store;
 pub use config::ImageConfig;
 pub use manifest::{Manifest, Platform};
 pub use store::{ContentStore, ImageStore};
+pub mod layer;
