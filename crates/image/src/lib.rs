@@ -17,3 +17,6 @@ pub use config::ImageConfig;
 pub use manifest::{Manifest, Platform};
 pub use store::{ContentStore, ImageStore};
 pub mod layer;
+pub mod snapshot;
+
+pub use snapshot::{OverlayMount, SnapshotStore};

@@ -10,9 +10,8 @@ use crate::digest::{Algorithm, Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Compression;
 use rustix::fs::{
-    fchmod, fchown, fsetxattr, futimens, mkdirat, mknodat, openat, statat, symlinkat,
-    unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid,
-    XattrFlags,
+    fchmod, fchown, fsetxattr, futimens, mkdirat, mknodat, openat, statat, symlinkat, unlinkat,
+    utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 use std::ffi::OsStr;
@@ -69,7 +68,8 @@ pub fn decompress<'a, R: Read + 'a>(blob: R) -> Result<(Box<dyn Read + 'a>, Comp
         Compression::None => Box::new(buf),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
         Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buf).ctx(|| "start zstd decoder".to_string())?,
+            zstd::stream::read::Decoder::with_buffer(buf)
+                .ctx(|| "start zstd decoder".to_string())?,
         ),
     };
     Ok((r, comp))
@@ -139,8 +139,12 @@ fn mode_of(h: &tar::Header) -> Result<Mode> {
 }
 
 fn owner_of(h: &tar::Header, path: &[u8]) -> Result<(Uid, Gid)> {
-    let uid = h.uid().map_err(|e| Error::InvalidLayer(format!("bad uid: {e}")))?;
-    let gid = h.gid().map_err(|e| Error::InvalidLayer(format!("bad gid: {e}")))?;
+    let uid = h
+        .uid()
+        .map_err(|e| Error::InvalidLayer(format!("bad uid: {e}")))?;
+    let gid = h
+        .gid()
+        .map_err(|e| Error::InvalidLayer(format!("bad gid: {e}")))?;
     let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
         return Err(unsafe_path(path, "uid/gid out of range"));
     };
@@ -247,7 +251,11 @@ impl Applier {
                 let fd = openat(
                     &dir,
                     os_name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .ctx(|| format!("create {}", what()))?;
@@ -262,7 +270,9 @@ impl Applier {
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| Error::InvalidLayer(format!("symlink {} without target", what())))?
+                    .ok_or_else(|| {
+                        Error::InvalidLayer(format!("symlink {} without target", what()))
+                    })?
                     .into_owned();
                 self.remove_existing(&dir, name, false)?;
                 // The target is stored verbatim: it is only ever resolved inside the container,
@@ -274,7 +284,9 @@ impl Applier {
             EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| Error::InvalidLayer(format!("hardlink {} without target", what())))?
+                    .ok_or_else(|| {
+                        Error::InvalidLayer(format!("hardlink {} without target", what()))
+                    })?
                     .into_owned();
                 let tcomps = components(&target)?;
                 let Some((tname, tparent)) = tcomps.split_last() else {
@@ -386,8 +398,14 @@ impl Applier {
         let what = || String::from_utf8_lossy(path).into_owned();
         let os_name = OsStr::from_bytes(name);
         let (uid, gid) = owner_of(h, path)?;
-        rustix::fs::chownat(dir, os_name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-            .ctx(|| format!("chown {}", what()))?;
+        rustix::fs::chownat(
+            dir,
+            os_name,
+            Some(uid),
+            Some(gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ctx(|| format!("chown {}", what()))?;
         if !is_symlink {
             rustix::fs::chmodat(dir, os_name, mode_of(h)?, AtFlags::empty())
                 .ctx(|| format!("chmod {}", what()))?;
@@ -414,9 +432,8 @@ impl Applier {
             let Ok(fd) = open_dir(&self.root, &comps) else {
                 continue;
             };
-            futimens(&fd, &timestamps(*mtime)).ctx(|| {
-                format!("set times of {}", String::from_utf8_lossy(path))
-            })?;
+            futimens(&fd, &timestamps(*mtime))
+                .ctx(|| format!("set times of {}", String::from_utf8_lossy(path)))?;
         }
         Ok(())
     }
@@ -427,9 +444,12 @@ fn collect_xattrs<R: Read>(
     path: &[u8],
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
-    let Some(exts) = entry
-        .pax_extensions()
-        .map_err(|e| Error::InvalidLayer(format!("pax header of {}: {e}", String::from_utf8_lossy(path))))?
+    let Some(exts) = entry.pax_extensions().map_err(|e| {
+        Error::InvalidLayer(format!(
+            "pax header of {}: {e}",
+            String::from_utf8_lossy(path)
+        ))
+    })?
     else {
         return Ok(out);
     };
@@ -445,4 +465,3 @@ fn collect_xattrs<R: Read>(
     }
     Ok(out)
 }
-

@@ -64,7 +64,9 @@ fn list_xattrs(fd: impl AsFd, symlink_path: Option<&Path>) -> Result<Vec<(String
     };
     let mut out = Vec::new();
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else { continue };
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
         if is_overlay_xattr(name) {
             continue;
         }
@@ -94,7 +96,8 @@ impl Walker {
         rel: &Path,
     ) -> Result<()> {
         let mut names: Vec<OsString> = Vec::new();
-        let mut d = rustix::fs::Dir::read_from(dir).ctx(|| format!("read dir {}", rel.display()))?;
+        let mut d =
+            rustix::fs::Dir::read_from(dir).ctx(|| format!("read dir {}", rel.display()))?;
         while let Some(e) = d.next() {
             let e = e.ctx(|| format!("read dir {}", rel.display()))?;
             let n = e.file_name().to_bytes();
@@ -136,7 +139,9 @@ impl Walker {
             h.set_mode(0o644);
             h.set_uid(0);
             h.set_gid(0);
-            return b.append_data(&mut h, &wpath, io::empty()).map_err(tar_err(&wpath));
+            return b
+                .append_data(&mut h, &wpath, io::empty())
+                .map_err(tar_err(&wpath));
         }
 
         let proc = |fd: &OwnedFd| {
@@ -156,7 +161,8 @@ impl Walker {
                 let xattrs = list_xattrs(&fd, None)?;
                 append_pax(b, &xattrs, &path)?;
                 h.set_entry_type(tar::EntryType::Directory);
-                b.append_data(&mut h, &path, io::empty()).map_err(tar_err(&path))?;
+                b.append_data(&mut h, &path, io::empty())
+                    .map_err(tar_err(&path))?;
                 if is_opaque(&fd) {
                     let opq = path.join(OPAQUE_MARKER);
                     let mut oh = tar::Header::new_gnu();
@@ -164,7 +170,8 @@ impl Walker {
                     oh.set_mode(0o644);
                     oh.set_size(0);
                     oh.set_mtime(st.st_mtime.max(0) as u64);
-                    b.append_data(&mut oh, &opq, io::empty()).map_err(tar_err(&opq))?;
+                    b.append_data(&mut oh, &opq, io::empty())
+                        .map_err(tar_err(&opq))?;
                 }
                 self.walk_dir(b, &fd, &path)?;
             }
@@ -216,7 +223,8 @@ impl Walker {
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))
                         .map_err(tar_err(&path))?;
                 }
-                b.append_data(&mut h, &path, io::empty()).map_err(tar_err(&path))?;
+                b.append_data(&mut h, &path, io::empty())
+                    .map_err(tar_err(&path))?;
             }
             // Sockets are not part of a filesystem image.
             _ => {}

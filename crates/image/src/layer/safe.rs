@@ -53,7 +53,13 @@ pub(crate) fn open_dir(root: impl AsFd, comps: &[&[u8]]) -> rustix::io::Result<O
     if comps.is_empty() {
         return openat2(root, ".", dir_flags(), Mode::empty(), RESOLVE);
     }
-    openat2(root, OsStr::from_bytes(&join(comps)), dir_flags(), Mode::empty(), RESOLVE)
+    openat2(
+        root,
+        OsStr::from_bytes(&join(comps)),
+        dir_flags(),
+        Mode::empty(),
+        RESOLVE,
+    )
 }
 
 /// Opens a directory below `root`, creating missing components (mode 0755, root-owned, as tar

@@ -1,0 +1,265 @@
+//! Snapshots: one directory per layer, `<root>/snapshots/<chainID-hex>/fs`, holding that
+//! layer alone in overlayfs form, plus writable `rw-<key>/{fs,work}` directories for
+//! containers. A container rootfs is an overlay mount of the layer chain and its writable dir.
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Error, IoContext, Result};
+use crate::layer::{apply_layer, ApplyStats};
+use crate::store::atomic::{clean_temp_files, fsync_dir, temp_path_in};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, unmount, FsMountFlags,
+    FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
+};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+const RW_PREFIX: &str = "rw-";
+const LAYER_DIR: &str = "fs";
+
+#[derive(Clone, Debug)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
+
+/// What to mount for a container rootfs. `lowers` is ordered top-most first, as overlayfs
+/// wants it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverlayMount {
+    pub lowers: Vec<PathBuf>,
+    pub upper: Option<PathBuf>,
+    pub work: Option<PathBuf>,
+}
+
+impl SnapshotStore {
+    /// Opens the store and removes layer directories whose extraction was interrupted.
+    pub fn open(root: &Path) -> Result<SnapshotStore> {
+        let dir = root.join("snapshots");
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let n = clean_temp_files(&dir)?;
+        if n > 0 {
+            tracing::info!(removed = n, "removed interrupted layer extractions");
+        }
+        Ok(SnapshotStore { dir })
+    }
+
+    pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.dir.join(chain_id.hex()).join(LAYER_DIR)
+    }
+
+    pub fn has_layer(&self, chain_id: &Digest) -> bool {
+        self.layer_dir(chain_id).is_dir()
+    }
+
+    /// Extracts a layer blob into the snapshot for `chain_id`. The snapshot appears only once
+    /// complete (extracted in a temp dir, synced, renamed), and only if the uncompressed content
+    /// hashes to `expected_diff_id`.
+    pub fn apply(
+        &self,
+        chain_id: &Digest,
+        expected_diff_id: Option<&Digest>,
+        blob: impl Read,
+    ) -> Result<ApplyStats> {
+        let tmp = temp_path_in(&self.dir);
+        let result = (|| {
+            let fs_dir = tmp.join(LAYER_DIR);
+            fs::create_dir_all(&fs_dir).ctx(|| format!("create {}", fs_dir.display()))?;
+            let stats = apply_layer(blob, &fs_dir)?;
+            if let Some(want) = expected_diff_id {
+                if *want != stats.diff_id {
+                    return Err(Error::DigestMismatch {
+                        expected: want.clone(),
+                        actual: stats.diff_id.clone(),
+                    });
+                }
+            }
+            fs::write(tmp.join("diffid"), stats.diff_id.to_string())
+                .ctx(|| "write diffid".to_string())?;
+            let f = fs::File::open(&tmp).ctx(|| format!("open {}", tmp.display()))?;
+            rustix::fs::syncfs(&f).ctx(|| "syncfs snapshot".to_string())?;
+            let dest = self.dir.join(chain_id.hex());
+            if dest.exists() {
+                // Someone else extracted the same layer meanwhile; theirs is as good.
+                fs::remove_dir_all(&tmp).ctx(|| format!("remove {}", tmp.display()))?;
+            } else {
+                fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))?;
+                fsync_dir(&self.dir)?;
+            }
+            Ok(stats)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    pub fn remove_layer(&self, chain_id: &Digest) -> Result<()> {
+        remove_dir_if_exists(&self.dir.join(chain_id.hex()))
+    }
+
+    pub fn list_layers(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).ctx(|| format!("read {}", self.dir.display()))? {
+            let e = e.ctx(|| format!("read {}", self.dir.display()))?;
+            if let Some(d) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(Algorithm::Sha256, n).ok())
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes layer snapshots no image needs any more.
+    pub fn gc(&self, keep: &BTreeSet<Digest>) -> Result<Vec<Digest>> {
+        let mut removed = Vec::new();
+        for d in self.list_layers()? {
+            if !keep.contains(&d) {
+                self.remove_layer(&d)?;
+                removed.push(d);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn rw_dir(&self, key: &str) -> Result<PathBuf> {
+        let ok = !key.is_empty()
+            && key.len() <= 128
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(Error::SnapshotNotFound(format!(
+                "invalid snapshot key {key:?}"
+            )));
+        }
+        Ok(self.dir.join(format!("{RW_PREFIX}{key}")))
+    }
+
+    /// Creates the writable layer of a container over the image's layer chain (`chain_ids`
+    /// bottom first, as in the image config).
+    pub fn prepare_rw(&self, key: &str, chain_ids: &[Digest]) -> Result<OverlayMount> {
+        let rw = self.rw_dir(key)?;
+        for c in chain_ids {
+            if !self.has_layer(c) {
+                return Err(Error::SnapshotNotFound(c.to_string()));
+            }
+        }
+        let upper = rw.join(LAYER_DIR);
+        let work = rw.join("work");
+        for d in [&upper, &work] {
+            fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
+        }
+        let mut lowers: Vec<PathBuf> = chain_ids.iter().rev().map(|c| self.layer_dir(c)).collect();
+        if lowers.is_empty() {
+            // overlayfs needs a lower layer even for an image without layers.
+            let empty = rw.join("empty");
+            fs::create_dir_all(&empty).ctx(|| format!("create {}", empty.display()))?;
+            lowers.push(empty);
+        }
+        Ok(OverlayMount {
+            lowers,
+            upper: Some(upper),
+            work: Some(work),
+        })
+    }
+
+    pub fn rw_upper(&self, key: &str) -> Result<PathBuf> {
+        Ok(self.rw_dir(key)?.join(LAYER_DIR))
+    }
+
+    pub fn remove_rw(&self, key: &str) -> Result<()> {
+        remove_dir_if_exists(&self.rw_dir(key)?)
+    }
+}
+
+fn remove_dir_if_exists(p: &Path) -> Result<()> {
+    match fs::remove_dir_all(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("remove {}", p.display())),
+    }
+}
+
+impl OverlayMount {
+    /// Mounts the overlay on `target` with the new mount API: one `lowerdir+` per layer, so
+    /// the number of layers is not limited by the one-page mount data of mount(2)
+    /// (DEPENDENCIES.md pitfall 9; kernel 6.8 or later).
+    pub fn mount(&self, target: &Path) -> Result<()> {
+        let fsfd = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+            .map_err(|e| Error::Mount(format!("fsopen overlay: {e}")))?;
+        let fail = |what: String, e: rustix::io::Errno| {
+            Error::Mount(format!("{what}: {e}{}", kernel_message(&fsfd)))
+        };
+        for l in &self.lowers {
+            fsconfig_set_string(&fsfd, "lowerdir+", l)
+                .map_err(|e| fail(format!("lowerdir+ {}", l.display()), e))?;
+        }
+        if let (Some(u), Some(w)) = (&self.upper, &self.work) {
+            fsconfig_set_string(&fsfd, "upperdir", u)
+                .map_err(|e| fail(format!("upperdir {}", u.display()), e))?;
+            fsconfig_set_string(&fsfd, "workdir", w)
+                .map_err(|e| fail(format!("workdir {}", w.display()), e))?;
+        }
+        fsconfig_create(&fsfd).map_err(|e| fail("create overlay".into(), e))?;
+        let mnt = fsmount(
+            &fsfd,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::empty(),
+        )
+        .map_err(|e| fail("fsmount".into(), e))?;
+        move_mount(
+            &mnt,
+            "",
+            rustix::fs::CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(|e| Error::Mount(format!("move_mount to {}: {e}", target.display())))?;
+        Ok(())
+    }
+
+    /// The classic `mount -t overlay -o ...` option string, for an OCI runtime spec's mounts.
+    /// It must fit in one page; callers with many layers should mount with [`Self::mount`].
+    pub fn options(&self) -> Result<String> {
+        let lowers: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut s = format!("lowerdir={}", lowers.join(":"));
+        if let (Some(u), Some(w)) = (&self.upper, &self.work) {
+            s.push_str(&format!(
+                ",upperdir={},workdir={}",
+                u.display(),
+                w.display()
+            ));
+        }
+        if s.len() >= 4096 {
+            return Err(Error::Mount(format!(
+                "overlay options are {} bytes, over the one-page limit of mount(2)",
+                s.len()
+            )));
+        }
+        Ok(s)
+    }
+}
+
+/// The kernel explains fsconfig failures in messages read from the fs context fd.
+fn kernel_message(fsfd: &std::os::fd::OwnedFd) -> String {
+    let mut buf = [0u8; 512];
+    match rustix::io::read(fsfd, &mut buf) {
+        Ok(n) if n > 0 => format!(" ({})", String::from_utf8_lossy(&buf[..n]).trim()),
+        _ => String::new(),
+    }
+}
+
+pub fn unmount_rootfs(target: &Path) -> Result<()> {
+    unmount(target, UnmountFlags::empty())
+        .or_else(|_| unmount(target, UnmountFlags::DETACH))
+        .map_err(|e| Error::Mount(format!("unmount {}: {e}", target.display())))
+}
