@@ -89,7 +89,7 @@ impl CompiledFilter {
 
     /// Decodes a program in the format of `seccomp_export_bpf` (host-endian `sock_filter`s).
     pub fn from_bpf_bytes(bytes: &[u8], flags: u32) -> Result<Self, Error> {
-        if bytes.len() % INSN_LEN != 0 {
+        if !bytes.chunks_exact(INSN_LEN).remainder().is_empty() {
             return Err(Error::Program(format!(
                 "{} bytes is not a whole number of instructions",
                 bytes.len()
