@@ -43,12 +43,14 @@ impl<'p> CgDir<'p> {
     }
 
     /// One write(2) of the whole value: cgroupfs parses each write as one command, so splitting
-    /// a value over two writes would be wrong, not just slow.
+    /// a value over two writes would be wrong, not just slow. O_APPEND changes nothing on
+    /// cgroupfs, but on the plain files of a test tree it keeps every write, so tests can check
+    /// sequences such as device rules, not just the last value.
     pub(crate) fn write(&self, file: &str, value: &[u8]) -> Result<()> {
         let res = rustix::fs::openat(
             &self.fd,
             file,
-            OFlags::WRONLY | OFlags::CLOEXEC,
+            OFlags::WRONLY | OFlags::APPEND | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .and_then(|fd| rustix::io::write(&fd, value));
