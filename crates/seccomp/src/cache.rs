@@ -19,6 +19,7 @@ use oci_spec::runtime::LinuxSeccomp;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::compile::check_listener;
 use crate::program::{CompiledFilter, INSN_LEN};
 use crate::{compile, Error};
 
@@ -91,7 +92,11 @@ impl FilterCache {
         let path = self.path_for(&Self::key(seccomp)?);
         let status = match fs::read(&path) {
             Ok(bytes) => match decode(&bytes, &path) {
-                Ok(filter) => return Ok((filter, CacheStatus::Hit)),
+                Ok(filter) => {
+                    // listenerPath is not part of the key, so check it on hits too.
+                    check_listener(seccomp, filter.uses_notify())?;
+                    return Ok((filter, CacheStatus::Hit));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "discarding damaged seccomp cache file");
                     CacheStatus::Corrupt

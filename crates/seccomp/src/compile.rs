@@ -158,6 +158,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, Error> {
         }
     }
 
+    check_listener(seccomp, uses_notify)?;
     let bpf = export(&ctx)?;
     let mut program = Vec::new();
     if needs_enosys_stub(default) {
@@ -183,6 +184,18 @@ pub fn parse_oci_seccomp(json: &str) -> Result<LinuxSeccomp, Error> {
             reason: e.into_inner().to_string(),
         }
     })
+}
+
+/// A notified syscall blocks until an agent answers, so without `listenerPath` the container
+/// would hang; runc refuses this too.
+pub(crate) fn check_listener(seccomp: &LinuxSeccomp, uses_notify: bool) -> Result<(), Error> {
+    if uses_notify && seccomp.listener_path().is_none() {
+        return Err(Error::invalid(
+            format!("{FIELD}.listenerPath"),
+            "required when a rule uses SCMP_ACT_NOTIFY",
+        ));
+    }
+    Ok(())
 }
 
 fn to_scmp_action(

@@ -108,6 +108,14 @@ fn notify_refused_as_default_and_for_write() {
 }
 
 #[test]
+fn notify_needs_a_listener_path() {
+    let e = compile_err(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    );
+    assert!(e.starts_with("linux.seccomp.listenerPath: required"), "{e}");
+}
+
+#[test]
 fn errno_ret_only_where_it_means_something() {
     let e = compile_err(
         r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[

@@ -204,20 +204,24 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn notify_listener_is_passed_to_an_agent_which_answers() {
-    let f = filter(
-        r#"{"defaultAction":"SCMP_ACT_ALLOW",
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent_path = dir.path().join("agent.sock");
+    let profile = parse_oci_seccomp(&format!(
+        r#"{{"defaultAction":"SCMP_ACT_ALLOW",
+            "listenerPath":{},"listenerMetadata":"agent-metadata",
             "flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW",
                      "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-            "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
-    );
+            "syscalls":[{{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}}]}}"#,
+        serde_json::to_string(&agent_path).expect("path json")
+    ))
+    .expect("profile parses");
+    let f = compile(&profile).expect("profile compiles");
     assert!(f.uses_notify());
     assert_eq!(
         f.flags(),
         flags::NEW_LISTENER | flags::LOG | flags::SPEC_ALLOW | flags::WAIT_KILLABLE_RECV
     );
-    let dir = tempfile::tempdir().expect("tempdir");
     let target = path_in(&dir, "blocked");
-    let agent_path = dir.path().join("agent.sock");
     let agent = UnixListener::bind(&agent_path).expect("bind agent socket");
     let (parent_sock, child_sock) = UnixStream::pair().expect("socketpair");
 
@@ -255,8 +259,9 @@ fn notify_listener_is_passed_to_an_agent_which_answers() {
     state.set_id("c1".to_string());
     state.set_pid(Some(pid));
     state.set_bundle(dir.path().to_path_buf());
-    let message = berth_seccomp::process_state(pid, Some("agent-metadata".into()), state);
-    berth_seccomp::send_to_listener(&agent_path, seccomp_fd.as_fd(), &message)
+    let message = berth_seccomp::process_state(pid, profile.listener_metadata().clone(), state);
+    let listener_path = profile.listener_path().as_ref().expect("listenerPath");
+    berth_seccomp::send_to_listener(listener_path, seccomp_fd.as_fd(), &message)
         .expect("send to agent");
     drop(seccomp_fd);
 
