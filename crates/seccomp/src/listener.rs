@@ -26,6 +26,12 @@ const MAX_MESSAGE: usize = 64 * 1024;
 #[repr(C, align(8))]
 struct OneFdCmsg([u8; 32]);
 
+// SAFETY: CMSG_SPACE is pure arithmetic.
+const ONE_FD_SPACE: usize =
+    unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+// Checked at compile time so that the forked child can never fail (or panic) on it.
+const _: () = assert!(ONE_FD_SPACE <= std::mem::size_of::<OneFdCmsg>());
+
 /// Sends `fd` with a one-byte payload over a connected unix socket, with `SCM_RIGHTS`.
 ///
 /// Async-signal-safe: raw `sendmsg` with stack buffers. Meant for the init child right after
@@ -37,16 +43,13 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), Errno> {
         iov_len: payload.len(),
     };
     let mut cmsg = OneFdCmsg([0; 32]);
-    // SAFETY: CMSG_SPACE is pure arithmetic.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    debug_assert!(space <= cmsg.0.len());
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.0.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: msg_control points at `space` writable, aligned bytes, enough for one header.
+    msg.msg_controllen = ONE_FD_SPACE as _;
+    // SAFETY: msg_control points at ONE_FD_SPACE writable, aligned bytes, enough for one header.
     unsafe {
         let hdr = libc::CMSG_FIRSTHDR(&msg);
         (*hdr).cmsg_level = libc::SOL_SOCKET;
