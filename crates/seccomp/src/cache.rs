@@ -11,7 +11,8 @@
 //! fsynced, renamed into place, and the directory fsynced.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use libseccomp::{ScmpArch, ScmpVersion};
@@ -90,7 +91,7 @@ impl FilterCache {
         seccomp: &LinuxSeccomp,
     ) -> Result<(CompiledFilter, CacheStatus), Error> {
         let path = self.path_for(&Self::key(seccomp)?);
-        let status = match fs::read(&path) {
+        let status = match read_trusted(&path) {
             Ok(bytes) => match decode(&bytes, &path) {
                 Ok(filter) => {
                     // listenerPath is not part of the key, so check it on hits too.
@@ -103,6 +104,10 @@ impl FilterCache {
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CacheStatus::Miss,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring untrusted seccomp cache file");
+                CacheStatus::Corrupt
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read seccomp cache");
                 CacheStatus::Miss
@@ -117,7 +122,12 @@ impl FilterCache {
 
     fn store(&self, path: &Path, filter: &CompiledFilter) -> Result<(), Error> {
         let ctx = |what: &str| format!("{what} {}", self.dir.display());
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(ctx("creating"), e))?;
+        // Whoever can write here can loosen every container's filter: keep it private.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| Error::io(ctx("creating"), e))?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .suffix(".bpf")
@@ -133,6 +143,22 @@ impl FilterCache {
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io(ctx("syncing"), e))
     }
+}
+
+/// Reads a cache file only if nobody but us could have written it. The checksum catches
+/// damage, not tampering, so ownership and mode are what make a hit safe to install.
+fn read_trusted(path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "not owned by us or writable by group/others",
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&file).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn digest(flags: u32, program: &[u8]) -> [u8; 32] {

@@ -97,6 +97,30 @@ fn damaged_cache_files_are_detected_and_recompiled() {
 }
 
 #[test]
+fn group_writable_cache_file_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = FilterCache::new(dir.path().join("c"));
+    let profile = docker_default();
+    cache.get_or_compile(&profile).expect("compile");
+    let mode = fs::metadata(dir.path().join("c"))
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "cache dir is private");
+    let path = cache.path_for(&FilterCache::key(&profile).expect("key"));
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
+    assert_eq!(
+        cache.get_or_compile(&profile).expect("recompile").1,
+        CacheStatus::Corrupt
+    );
+    assert_eq!(
+        cache.get_or_compile(&profile).expect("hit").1,
+        CacheStatus::Hit
+    );
+}
+
+#[test]
 fn unwritable_cache_still_compiles() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("not-a-dir");

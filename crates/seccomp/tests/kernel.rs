@@ -1,5 +1,7 @@
 //! Filters installed for real in forked children: errno, argument conditions, default deny,
 //! the ENOSYS stub, every action, NOTIFY with fd passing, flags, and Docker's default profile.
+//! The syscall numbers used are x86-64's.
+#![cfg(target_arch = "x86_64")]
 
 mod common;
 
