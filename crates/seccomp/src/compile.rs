@@ -101,7 +101,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, Error> {
     ctx.set_ctl_nnp(false)
         .map_err(|e| Error::seccomp("disabling NNP attribute", e))?;
 
-    let arches = filter_arches(seccomp)?;
+    let arches = filter_arches(seccomp);
     for &arch in &arches {
         let present = ctx
             .is_arch_present(arch)
@@ -112,6 +112,25 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, Error> {
         }
     }
 
+    let uses_notify = add_rules(&mut ctx, seccomp, default, &arches)?;
+    check_listener(seccomp, uses_notify)?;
+    let bpf = export(&ctx)?;
+    let mut program = Vec::new();
+    if needs_enosys_stub(default) {
+        program = enosys::stub(&highest_syscalls(seccomp, &arches))?;
+    }
+    let main = CompiledFilter::from_bpf_bytes(&bpf, 0)?;
+    program.extend_from_slice(main.program());
+    CompiledFilter::new(program, install_flags(seccomp, uses_notify))
+}
+
+/// Adds every rule of the profile; returns whether any NOTIFY rule made it into the filter.
+fn add_rules(
+    ctx: &mut ScmpFilterContext,
+    seccomp: &LinuxSeccomp,
+    default: ScmpAction,
+    arches: &[ScmpArch],
+) -> Result<bool, Error> {
     let mut uses_notify = false;
     for (i, rule) in seccomp.syscalls().iter().flatten().enumerate() {
         let field = format!("{FIELD}.syscalls[{i}]");
@@ -152,21 +171,13 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, Error> {
                 conditions: &conditions,
                 separate: repeats_an_arg,
             };
-            if add_rule(&mut ctx, &rule, &arches, name, &name_field)? {
+            if add_rule(ctx, &rule, arches, name, &name_field)? {
                 uses_notify |= action == ScmpAction::Notify;
             }
         }
     }
 
-    check_listener(seccomp, uses_notify)?;
-    let bpf = export(&ctx)?;
-    let mut program = Vec::new();
-    if needs_enosys_stub(default) {
-        program = enosys::stub(&highest_syscalls(seccomp, &arches))?;
-    }
-    let main = CompiledFilter::from_bpf_bytes(&bpf, 0)?;
-    program.extend_from_slice(main.program());
-    CompiledFilter::new(program, install_flags(seccomp, uses_notify))
+    Ok(uses_notify)
 }
 
 /// Parses a `linux.seccomp` JSON object, naming the failing field on error. oci-spec's enums
@@ -268,7 +279,7 @@ fn to_scmp_arch(arch: Arch) -> ScmpArch {
 }
 
 /// The filter's architectures: native first, then the profile's, without duplicates.
-fn filter_arches(seccomp: &LinuxSeccomp) -> Result<Vec<ScmpArch>, Error> {
+fn filter_arches(seccomp: &LinuxSeccomp) -> Vec<ScmpArch> {
     let mut arches = vec![ScmpArch::native()];
     for arch in seccomp.architectures().iter().flatten() {
         let a = to_scmp_arch(*arch);
@@ -276,7 +287,7 @@ fn filter_arches(seccomp: &LinuxSeccomp) -> Result<Vec<ScmpArch>, Error> {
             arches.push(a);
         }
     }
-    Ok(arches)
+    arches
 }
 
 fn conditions(args: &[LinuxSeccompArg], field: &str) -> Result<Vec<ScmpArgCompare>, Error> {
