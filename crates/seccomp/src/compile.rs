@@ -107,8 +107,16 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, Error> {
             .is_arch_present(arch)
             .map_err(|e| Error::seccomp(format!("checking architecture {arch:?}"), e))?;
         if !present {
-            ctx.add_arch(arch)
-                .map_err(|e| Error::seccomp(format!("adding architecture {arch:?}"), e))?;
+            // libseccomp refuses e.g. a big-endian arch in a little-endian host's filter.
+            ctx.add_arch(arch).map_err(|e| {
+                Error::invalid(
+                    format!("{FIELD}.architectures"),
+                    format!(
+                        "{arch:?} cannot be filtered on a {:?} host: {e}",
+                        ScmpArch::native()
+                    ),
+                )
+            })?;
         }
     }
 

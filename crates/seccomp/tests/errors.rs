@@ -162,23 +162,3 @@ fn same_argument_twice_becomes_separate_rules() {
     .expect("parses");
     compile(&p).expect("compiles");
 }
-
-#[test]
-fn podman_profile_from_containers_common_compiles() {
-    // Debian's golang-github-containers-common ships Podman's profile in the same moby format.
-    let Ok(json) = std::fs::read_to_string("/usr/share/containers/seccomp.json") else {
-        eprintln!("containers-common not installed; skipped");
-        return;
-    };
-    let oci = berth_seccomp::docker_profile::to_oci(
-        &json,
-        &[],
-        std::env::consts::ARCH,
-        berth_seccomp::docker_profile::KernelVersion {
-            kernel: 6,
-            major: 18,
-        },
-    )
-    .expect("convert");
-    compile(&oci).expect("compile Podman's profile");
-}
