@@ -120,6 +120,30 @@ impl FilterCache {
         Ok((filter, status))
     }
 
+    /// Removes temp files left by a writer that crashed mid-write. Only files older than
+    /// `min_age` go, so that a concurrent writer's file is left alone. Returns how many.
+    pub fn remove_stale_temp_files(&self, min_age: std::time::Duration) -> Result<usize, Error> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(format!("listing {}", self.dir.display()), e)),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let stale = entry.file_name().to_string_lossy().starts_with(".tmp-")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= min_age);
+            if stale && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn store(&self, path: &Path, filter: &CompiledFilter) -> Result<(), Error> {
         let ctx = |what: &str| format!("{what} {}", self.dir.display());
         // Whoever can write here can loosen every container's filter: keep it private.

@@ -177,3 +177,26 @@ fn compile_vs_cache_hit_timing() {
         "a hit must be cheaper than compiling"
     );
 }
+
+#[test]
+fn stale_temp_files_are_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = FilterCache::new(dir.path());
+    fs::write(dir.path().join(".tmp-crashed.bpf"), b"half").expect("write");
+    fs::write(dir.path().join("keep.bpf"), b"x").expect("write");
+    assert_eq!(
+        cache
+            .remove_stale_temp_files(Duration::from_secs(3600))
+            .expect("prune"),
+        0,
+        "young temp files may belong to a live writer"
+    );
+    assert_eq!(
+        cache
+            .remove_stale_temp_files(Duration::ZERO)
+            .expect("prune"),
+        1
+    );
+    assert!(dir.path().join("keep.bpf").exists());
+    assert!(!dir.path().join(".tmp-crashed.bpf").exists());
+}
