@@ -20,3 +20,8 @@ pub mod layer;
 pub mod snapshot;
 
 pub use snapshot::{OverlayMount, SnapshotStore};
+pub mod archive;
+pub mod import;
+pub mod service;
+
+pub use service::{ImageService, ImportOptions, SaveFormat};

@@ -38,8 +38,8 @@ pub enum Flavor {
 
 #[derive(Clone, Debug)]
 pub enum Manifest {
-    Image(ImageManifest, Flavor),
-    Index(ImageIndex, Flavor),
+    Image(Box<ImageManifest>, Flavor),
+    Index(Box<ImageIndex>, Flavor),
 }
 
 impl Manifest {
@@ -80,11 +80,11 @@ impl Manifest {
         };
         if is_index {
             let i: ImageIndex = serde_json::from_value(v).map_err(json_err("parse image index"))?;
-            Ok(Manifest::Index(i, flavor))
+            Ok(Manifest::Index(Box::new(i), flavor))
         } else {
             let m: ImageManifest =
                 serde_json::from_value(v).map_err(json_err("parse image manifest"))?;
-            Ok(Manifest::Image(m, flavor))
+            Ok(Manifest::Image(Box::new(m), flavor))
         }
     }
 

@@ -75,7 +75,8 @@ impl SnapshotStore {
                 }
             }
             fs::write(tmp.join("diffid"), stats.diff_id.to_string())
-                .ctx(|| "write diffid".to_string())?;
+                .and_then(|_| fs::write(tmp.join("size"), stats.uncompressed_size.to_string()))
+                .ctx(|| "write snapshot metadata".to_string())?;
             let f = fs::File::open(&tmp).ctx(|| format!("open {}", tmp.display()))?;
             rustix::fs::syncfs(&f).ctx(|| "syncfs snapshot".to_string())?;
             let dest = self.dir.join(chain_id.hex());
@@ -92,6 +93,15 @@ impl SnapshotStore {
             let _ = fs::remove_dir_all(&tmp);
         }
         result
+    }
+
+    /// Uncompressed size of the layer, recorded at extraction.
+    pub fn layer_size(&self, chain_id: &Digest) -> Option<u64> {
+        fs::read_to_string(self.dir.join(chain_id.hex()).join("size"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub fn remove_layer(&self, chain_id: &Digest) -> Result<()> {

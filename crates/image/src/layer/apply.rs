@@ -36,7 +36,7 @@ pub struct ApplyStats {
 
 enum Decoder<R: BufRead> {
     Plain(R),
-    Gzip(flate2::bufread::MultiGzDecoder<R>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, R>),
 }
 
@@ -85,7 +85,7 @@ pub fn apply_layer(blob: impl Read, dest: &Path) -> Result<ApplyStats> {
     let compression = Compression::detect(buf.fill_buf().ctx(|| "read layer".to_string())?);
     let decoder = match compression {
         Compression::None => Decoder::Plain(buf),
-        Compression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(buf)),
+        Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buf))),
         Compression::Zstd => Decoder::Zstd(
             zstd::stream::read::Decoder::with_buffer(buf)
                 .ctx(|| "start zstd decoder".to_string())?,

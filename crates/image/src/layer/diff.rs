@@ -96,9 +96,8 @@ impl Walker {
         rel: &Path,
     ) -> Result<()> {
         let mut names: Vec<OsString> = Vec::new();
-        let mut d =
-            rustix::fs::Dir::read_from(dir).ctx(|| format!("read dir {}", rel.display()))?;
-        while let Some(e) = d.next() {
+        let d = rustix::fs::Dir::read_from(dir).ctx(|| format!("read dir {}", rel.display()))?;
+        for e in d {
             let e = e.ctx(|| format!("read dir {}", rel.display()))?;
             let n = e.file_name().to_bytes();
             if n != b"." && n != b".." {

@@ -100,7 +100,7 @@ mod tests {
         let idx = s.write_bytes(idx.as_bytes()).unwrap();
         let junk = s.write_bytes(b"unreferenced").unwrap();
 
-        let stats = s.gc(&[idx.clone()]).unwrap();
+        let stats = s.gc(std::slice::from_ref(&idx)).unwrap();
         let mut removed = stats.removed.clone();
         removed.sort();
         let mut want = vec![only_b.clone(), mb.clone(), junk.clone()];
