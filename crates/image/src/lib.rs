@@ -25,3 +25,4 @@ pub mod import;
 pub mod service;
 
 pub use service::{ImageService, ImportOptions, SaveFormat};
+pub mod spec;
