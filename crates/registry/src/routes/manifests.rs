@@ -114,6 +114,9 @@ pub async fn put(app: &App, name: &str, reference: &str, req: Request) -> ApiRes
         Reference::Tag(_) => Digest::of(Algorithm::Sha256, &body),
     };
 
+    // Shared for the whole check-then-store, so collection cannot delete a referenced blob
+    // between the two.
+    let _gc = app.storage.gc_lock().read().await;
     let mut missing: Option<ApiError> = None;
     let mut note_missing = |d: &Digest| {
         let detail = json!({ "digest": d.to_string() });

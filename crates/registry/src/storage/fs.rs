@@ -659,7 +659,6 @@ impl Storage for FsStorage {
             let path = self.revision_path(repo, digest)?;
             let json =
                 serde_json::to_vec(meta).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            let _g = self.gc_lock.read().await;
             self.put_blob_bytes(digest, data).await?;
             blocking(move || atomic_write(&path, &json)).await
         })

@@ -113,6 +113,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Every session with its repository and last write time.
     fn list_uploads(&self) -> BoxFut<'_, Vec<(String, UploadStatus)>>;
 
+    /// Callers hold [`Storage::gc_lock`] shared from checking the references until this returns,
+    /// so collection cannot remove a blob in between.
     fn put_manifest<'a>(
         &'a self,
         repo: &'a str,
