@@ -40,7 +40,7 @@ impl Resp {
 pub struct Registry {
     pub handle: Option<ServerHandle>,
     pub base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    pub client: Client<HttpConnector, Full<Bytes>>,
 }
 
 pub fn config(root: &Path) -> Config {
