@@ -23,6 +23,9 @@ pub struct ArchiveIndex {
 }
 
 const MAX_LINK_DEPTH: usize = 16;
+/// Small files kept in memory, in total; beyond this they go to the content store too, so a
+/// hostile archive of many JSON files cannot exhaust memory.
+const MAX_IN_MEMORY: u64 = 64 << 20;
 
 /// `./a/b/../c` → `a/c`; `None` when the name climbs out of the archive.
 pub(crate) fn normalize(name: &str) -> Option<String> {
@@ -52,6 +55,7 @@ impl ArchiveIndex {
     /// Reads every entry of the tar in `reader`.
     pub fn read(reader: impl Read, content: &ContentStore) -> Result<ArchiveIndex> {
         let mut idx = ArchiveIndex::default();
+        let mut in_memory = 0u64;
         let mut ar = tar::Archive::new(reader);
         let entries = ar
             .entries()
@@ -68,7 +72,8 @@ impl ArchiveIndex {
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let size = entry.size();
-                    if keep_in_memory(&name, size) {
+                    if keep_in_memory(&name, size) && in_memory + size <= MAX_IN_MEMORY {
+                        in_memory += size;
                         let mut data = Vec::with_capacity(size as usize);
                         entry
                             .read_to_end(&mut data)

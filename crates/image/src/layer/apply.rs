@@ -379,8 +379,11 @@ impl Applier {
         fchown(fd, Some(uid), Some(gid)).ctx(|| format!("chown {}", what()))?;
         fchmod(fd, mode_of(h)?).ctx(|| format!("chmod {}", what()))?;
         for (k, v) in xattrs {
-            fsetxattr(fd, k.as_str(), v, XattrFlags::empty())
-                .ctx(|| format!("set xattr {k} on {}", what()))?;
+            tolerate_xattr(
+                fsetxattr(fd, k.as_str(), v, XattrFlags::empty()),
+                k,
+                &what(),
+            )?;
         }
         Ok(())
     }
@@ -411,8 +414,11 @@ impl Applier {
                 .ctx(|| format!("chmod {}", what()))?;
         }
         for (k, v) in xattrs {
-            rustix::fs::lsetxattr(proc_path(dir, name), k.as_str(), v, XattrFlags::empty())
-                .ctx(|| format!("set xattr {k} on {}", what()))?;
+            tolerate_xattr(
+                rustix::fs::lsetxattr(proc_path(dir, name), k.as_str(), v, XattrFlags::empty()),
+                k,
+                &what(),
+            )?;
         }
         utimensat(
             dir,
@@ -436,6 +442,19 @@ impl Applier {
                 .ctx(|| format!("set times of {}", String::from_utf8_lossy(path)))?;
         }
         Ok(())
+    }
+}
+
+/// A filesystem without the xattr namespace (ENOTSUP), or `user.*` on a symlink or device
+/// (EPERM), loses that xattr with a warning, as Docker does; other failures are errors.
+fn tolerate_xattr(r: rustix::io::Result<()>, key: &str, path: &str) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e @ (Errno::NOTSUP | Errno::PERM)) => {
+            tracing::warn!(xattr = key, path, error = %e, "xattr not applied");
+            Ok(())
+        }
+        Err(e) => Err(e).ctx(|| format!("set xattr {key} on {path}")),
     }
 }
 
