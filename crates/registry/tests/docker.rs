@@ -14,7 +14,10 @@ use common::*;
 fn docker(host: &str, config: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
     use std::io::Write;
     let mut cmd = Command::new("/usr/bin/docker");
-    cmd.arg("-H").arg(host).args(args).env("DOCKER_CONFIG", config);
+    cmd.arg("-H")
+        .arg(host)
+        .args(args)
+        .env("DOCKER_CONFIG", config);
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -42,8 +45,9 @@ fn docker(host: &str, config: &std::path::Path, args: &[&str], stdin: Option<&st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a dockerd; set BERTH_TEST_DOCKER_HOST and run with --ignored"]
 async fn docker_login_push_pull() {
-    let host = std::env::var("BERTH_TEST_DOCKER_HOST")
-        .expect("set BERTH_TEST_DOCKER_HOST to a dockerd socket, e.g. unix:///run/docker-anchor.sock");
+    let host = std::env::var("BERTH_TEST_DOCKER_HOST").expect(
+        "set BERTH_TEST_DOCKER_HOST to a dockerd socket, e.g. unix:///run/docker-anchor.sock",
+    );
     assert!(
         std::path::Path::new("/usr/bin/docker").exists(),
         "this test needs /usr/bin/docker"
@@ -65,7 +69,12 @@ async fn docker_login_push_pull() {
 
     let images = docker(&host, &cfg, &["images", "-q", "busybox:latest"], None);
     if images.trim().is_empty() {
-        docker(&host, &cfg, &["load", "-i", "/tmp/anchors-images/busybox-docker.tar"], None);
+        docker(
+            &host,
+            &cfg,
+            &["load", "-i", "/tmp/anchors-images/busybox-docker.tar"],
+            None,
+        );
     }
     let tag = format!("{addr}/dock/busybox:t{}", std::process::id());
     let h = host.clone();
@@ -73,7 +82,12 @@ async fn docker_login_push_pull() {
     let addr2 = addr.clone();
     let tag2 = tag.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let login = docker(&h, &cfg2, &["login", &addr2, "-u", "alice", "--password-stdin"], Some("alice-pw"));
+        let login = docker(
+            &h,
+            &cfg2,
+            &["login", &addr2, "-u", "alice", "--password-stdin"],
+            Some("alice-pw"),
+        );
         assert!(login.contains("Login Succeeded"), "{login}");
         docker(&h, &cfg2, &["tag", "busybox:latest", &tag2], None);
         let push = docker(&h, &cfg2, &["push", &tag2], None);
@@ -91,6 +105,9 @@ async fn docker_login_push_pull() {
         .output();
     let (push, pull) = result.expect("docker steps");
     assert!(push.contains("digest: sha256:"), "{push}");
-    assert!(pull.contains("Downloaded newer image") || pull.contains("Image is up to date"), "{pull}");
+    assert!(
+        pull.contains("Downloaded newer image") || pull.contains("Image is up to date"),
+        "{pull}"
+    );
     reg.stop().await;
 }
