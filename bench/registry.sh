@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# bench/registry.sh - berth-registry beside Debian's docker-registry (2.8), same run, loopback.
+#
+# Usage: bench/registry.sh [-s SMALL_COUNT] [-l LARGE_COUNT] [-c CONCURRENCY] [-m MEM_UPLOADS]
+#   -s  number of 1 MiB blobs pushed then pulled        (default 400)
+#   -l  number of 100 MiB blobs pushed then pulled      (default 12)
+#   -c  concurrency of those phases                     (default 16 for 1 MiB, 4 for 100 MiB)
+#   -m  concurrent uploads in the memory phase          (default 50, of 20 MiB each)
+# Env: CARGO_TARGET_DIR (default /work/targets/registry), DOCKER_REGISTRY (/usr/bin/docker-registry)
+#
+# Builds berth-registry and the load generator (crates/registry/examples/loadgen.rs) in
+# release mode, starts both registries on 127.0.0.1 with fresh roots in a temp dir, and prints
+# blobs/s, MB/s and peak RSS for each, with berth/docker ratios. Everything it starts is stopped
+# on exit.
+set -euo pipefail
+
+SMALL=400 LARGE=12 CONC="" MEMN=50
+while getopts "s:l:c:m:h" o; do
+  case $o in
+    s) SMALL=$OPTARG ;; l) LARGE=$OPTARG ;; c) CONC=$OPTARG ;; m) MEMN=$OPTARG ;;
+    *) sed -n '2,15p' "$0"; exit 0 ;;
+  esac
+done
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/targets/registry}
+DREG=${DOCKER_REGISTRY:-/usr/bin/docker-registry}
+[ -x "$DREG" ] || { echo "needs $DREG (apt-get install docker-registry)" >&2; exit 1; }
+
+(cd "$HERE" && cargo build --release -q -p berth-registry --bin berth-registry --example loadgen)
+BERTH=$CARGO_TARGET_DIR/release/berth-registry
+LOADGEN=$CARGO_TARGET_DIR/release/examples/loadgen
+
+WORK=$(mktemp -d /tmp/berth-registry-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 100); do curl -fs "http://$1/v2/" >/dev/null && return 0; sleep 0.1; done; echo "registry at $1 did not start" >&2; exit 1; }
+rss_kb() { awk "/^$2:/{print \$2}" "/proc/$1/status"; }
+
+BPORT=$(free_port)
+mkdir -p "$WORK/berth" "$WORK/docker"
+RUST_LOG=warn "$BERTH" --listen "127.0.0.1:$BPORT" --root "$WORK/berth" >"$WORK/berth.log" 2>&1 &
+BPID=$!; PIDS+=("$BPID")
+DPORT=$(free_port)
+cat >"$WORK/docker.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/docker
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$DPORT
+YML
+"$DREG" serve "$WORK/docker.yml" >"$WORK/docker.log" 2>&1 &
+DPID=$!; PIDS+=("$DPID")
+wait_up "127.0.0.1:$BPORT"; wait_up "127.0.0.1:$DPORT"
+
+declare -A RES
+run() { # name port pid size count conc
+  local name=$1 port=$2 pid=$3 size=$4 count=$5 conc=$6 line op
+  while read -r line; do
+    op=$(sed -E 's/.*"op":"([a-z]+)".*/\1/' <<<"$line")
+    RES[$name,$size,$op,bps]=$(sed -E 's/.*"blobs_per_s":([0-9.]+).*/\1/' <<<"$line")
+    RES[$name,$size,$op,mbs]=$(sed -E 's/.*"mb_per_s":([0-9.]+).*/\1/' <<<"$line")
+  done < <("$LOADGEN" "http://127.0.0.1:$port" "bench/s$size" "$size" "$count" "$conc" both)
+  RES[$name,$size,hwm]=$(rss_kb "$pid" VmHWM)
+}
+
+MIB=1048576
+echo "phase 1: $SMALL x 1 MiB, concurrency ${CONC:-16}" >&2
+for who in berth docker; do
+  if [ $who = berth ]; then run berth "$BPORT" "$BPID" $MIB "$SMALL" "${CONC:-16}"; else run docker "$DPORT" "$DPID" $MIB "$SMALL" "${CONC:-16}"; fi
+done
+echo "phase 2: $LARGE x 100 MiB, concurrency ${CONC:-4}" >&2
+for who in berth docker; do
+  if [ $who = berth ]; then run berth "$BPORT" "$BPID" $((100*MIB)) "$LARGE" "${CONC:-4}"; else run docker "$DPORT" "$DPID" $((100*MIB)) "$LARGE" "${CONC:-4}"; fi
+done
+
+echo "phase 3: $MEMN concurrent uploads of 20 MiB (memory)" >&2
+declare -A MEM
+mem_phase() { # name port pid
+  local base peak=0 r lg
+  base=$(rss_kb "$3" VmRSS)
+  "$LOADGEN" "http://127.0.0.1:$2" bench/mem $((20*MIB)) "$MEMN" "$MEMN" push >/dev/null &
+  lg=$!
+  while kill -0 $lg 2>/dev/null; do
+    r=$(rss_kb "$3" VmRSS); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.05
+  done
+  wait $lg
+  MEM[$1,base]=$base; MEM[$1,peak]=$peak
+}
+mem_phase berth "$BPORT" "$BPID"
+mem_phase docker "$DPORT" "$DPID"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }'; }
+printf '\n%-22s %14s %14s %14s %14s %8s\n' "" "berth blobs/s" "berth MB/s" "docker blobs/s" "docker MB/s" "ratio"
+for size in $MIB $((100*MIB)); do
+  for op in push pull; do
+    label="$op $((size/MIB)) MiB"
+    printf '%-22s %14s %14s %14s %14s %8s\n' "$label" \
+      "${RES[berth,$size,$op,bps]}" "${RES[berth,$size,$op,mbs]}" \
+      "${RES[docker,$size,$op,bps]}" "${RES[docker,$size,$op,mbs]}" \
+      "$(ratio "${RES[berth,$size,$op,mbs]}" "${RES[docker,$size,$op,mbs]}")"
+  done
+done
+printf '\n%-22s %14s %14s\n' "RSS (MiB)" berth docker
+printf '%-22s %14s %14s\n' "peak after 1 MiB" "$((RES[berth,$MIB,hwm]/1024))" "$((RES[docker,$MIB,hwm]/1024))"
+printf '%-22s %14s %14s\n' "peak after 100 MiB" "$((RES[berth,$((100*MIB)),hwm]/1024))" "$((RES[docker,$((100*MIB)),hwm]/1024))"
+printf '%-22s %14s %14s\n' "$MEMN uploads: before" "$((MEM[berth,base]/1024))" "$((MEM[docker,base]/1024))"
+printf '%-22s %14s %14s\n' "$MEMN uploads: peak" "$((MEM[berth,peak]/1024))" "$((MEM[docker,peak]/1024))"
