@@ -1,0 +1,355 @@
+//! The HTTP side: one pooled hyper client, the registry endpoint for a domain, auth retries
+//! and redirects. Plain HTTP only for now (loopback and registries marked insecure, as Docker
+//! treats them); TLS is the next step.
+
+use crate::auth::{parse_challenge, query_escape, Challenge, Credentials};
+use crate::error::{Error, Result};
+use berth_image::manifest::Platform;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// `host[:port]` of registries reached over plain HTTP. Loopback always is.
+    pub insecure_registries: Vec<String>,
+    /// Credentials by registry `host[:port]`.
+    pub credentials: HashMap<String, Credentials>,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
+    /// Attempts per blob download, resuming with `Range` after a dropped connection.
+    pub download_attempts: u32,
+    /// Upload blobs in chunks of this size (PATCH) instead of one PUT.
+    pub chunk_size: Option<usize>,
+    pub platform: Platform,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            credentials: HashMap::new(),
+            max_concurrent_downloads: 6,
+            max_concurrent_uploads: 5,
+            download_attempts: 5,
+            chunk_size: None,
+            platform: Platform::host(),
+        }
+    }
+}
+
+pub struct RegistryClient {
+    http: Client<HttpConnector, Body>,
+    pub(crate) opts: ClientOptions,
+    /// Authorization header values by (registry, scope).
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+pub(crate) fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub(crate) fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|never| match never {}).boxed()
+}
+
+/// What a request needs: registry, scope for token auth, and the request itself.
+pub(crate) struct Call<'a> {
+    pub registry: &'a str,
+    pub scope: &'a str,
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(HeaderName, String)>,
+    /// Re-sent after an auth challenge, so it must be cheap to clone.
+    pub body: Option<Bytes>,
+}
+
+impl RegistryClient {
+    pub fn new(opts: ClientOptions) -> RegistryClient {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.enforce_http(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(16)
+            .build(conn);
+        RegistryClient {
+            http,
+            opts,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn is_insecure(&self, host: &str) -> bool {
+        let bare = host
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h);
+        bare == "localhost"
+            || bare.starts_with("127.")
+            || bare == "[::1]"
+            || self.opts.insecure_registries.iter().any(|r| r == host)
+    }
+
+    /// `http://host:port` of the registry serving `domain`.
+    pub fn endpoint(&self, domain: &str) -> Result<String> {
+        let host = if domain == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            domain
+        };
+        if self.is_insecure(host) {
+            Ok(format!("http://{host}"))
+        } else {
+            Err(Error::TlsUnsupported(host.to_string()))
+        }
+    }
+
+    pub(crate) fn cached_auth_pub(&self, registry: &str, scope: &str) -> Option<String> {
+        self.cached_auth(registry, scope)
+    }
+
+    fn cached_auth(&self, registry: &str, scope: &str) -> Option<String> {
+        let t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        t.get(&(registry.to_string(), scope.to_string()))
+            .cloned()
+            .or_else(|| t.get(&(registry.to_string(), String::new())).cloned())
+    }
+
+    fn build(&self, call: &Call<'_>, auth: Option<&str>, body: Body) -> Result<Request<Body>> {
+        let mut b = Request::builder()
+            .method(call.method.clone())
+            .uri(&call.url);
+        for (k, v) in &call.headers {
+            b = b.header(k, v);
+        }
+        if let Some(a) = auth {
+            b = b.header(AUTHORIZATION, a);
+        }
+        b.body(body).map_err(|e| Error::Http {
+            url: call.url.clone(),
+            source: Box::new(e),
+        })
+    }
+
+    pub(crate) async fn raw(&self, req: Request<Body>) -> Result<Response<Incoming>> {
+        let url = req.uri().to_string();
+        self.http.request(req).await.map_err(|e| Error::Http {
+            url,
+            source: Box::new(e),
+        })
+    }
+
+    /// Sends a request, answering one auth challenge if the registry asks.
+    pub(crate) async fn send(&self, call: Call<'_>) -> Result<Response<Incoming>> {
+        let body = || call.body.clone().map_or_else(empty, full);
+        let auth = self.cached_auth(call.registry, call.scope);
+        let resp = self
+            .raw(self.build(&call, auth.as_deref(), body())?)
+            .await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge)
+            .ok_or_else(|| Error::Unauthorized {
+                registry: call.registry.to_string(),
+                reason: "401 without a usable WWW-Authenticate challenge".into(),
+            })?;
+        let auth = self
+            .authorize(call.registry, call.scope, &challenge)
+            .await?;
+        let resp = self.raw(self.build(&call, Some(&auth), body())?).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(Error::Unauthorized {
+                registry: call.registry.to_string(),
+                reason: format!("credentials refused for {}", call.scope),
+            });
+        }
+        Ok(resp)
+    }
+
+    /// Makes sure a token for `scope` is cached (a HEAD on the base endpoint would not say
+    /// which scope is needed, so callers use a cheap request of their own).
+    pub(crate) async fn authorize(
+        &self,
+        registry: &str,
+        scope: &str,
+        challenge: &Challenge,
+    ) -> Result<String> {
+        let creds = self.opts.credentials.get(registry);
+        let value = match challenge {
+            Challenge::Basic => creds
+                .ok_or_else(|| Error::Unauthorized {
+                    registry: registry.to_string(),
+                    reason: "registry wants Basic auth and no credentials are configured".into(),
+                })?
+                .basic_header(),
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: challenge_scope,
+            } => {
+                let mut url = realm.clone();
+                let mut params = Vec::new();
+                if let Some(s) = service {
+                    params.push(format!("service={}", query_escape(s)));
+                }
+                // Our scope (it may ask for more, e.g. pull on a mount source) goes first.
+                for s in scope.split(' ').chain(challenge_scope.as_deref()) {
+                    let p = format!("scope={}", query_escape(s));
+                    if !s.is_empty() && !params.contains(&p) {
+                        params.push(p);
+                    }
+                }
+                if !params.is_empty() {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&params.join("&"));
+                }
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|e| Error::Protocol(format!("token realm {realm}: {e}")))?;
+                if uri.scheme_str() != Some("http") {
+                    return Err(Error::TlsUnsupported(realm.clone()));
+                }
+                let mut b = Request::get(uri);
+                if let Some(c) = creds {
+                    b = b.header(AUTHORIZATION, c.basic_header());
+                }
+                let req = b.body(empty()).map_err(|e| Error::Http {
+                    url: url.clone(),
+                    source: Box::new(e),
+                })?;
+                let resp = self.raw(req).await?;
+                if !resp.status().is_success() {
+                    return Err(Error::Unauthorized {
+                        registry: registry.to_string(),
+                        reason: format!("token server {realm} answered {}", resp.status()),
+                    });
+                }
+                let body = read_limited(resp, 1 << 20, &url).await?;
+                #[derive(serde::Deserialize)]
+                struct Token {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                }
+                let t: Token = serde_json::from_slice(&body)
+                    .map_err(|e| Error::Protocol(format!("token response: {e}")))?;
+                let tok = t
+                    .token
+                    .or(t.access_token)
+                    .ok_or_else(|| Error::Protocol("token response without token".into()))?;
+                format!("Bearer {tok}")
+            }
+        };
+        let mut t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let key_scope = if matches!(challenge, Challenge::Basic) {
+            ""
+        } else {
+            scope
+        };
+        t.insert((registry.to_string(), key_scope.to_string()), value.clone());
+        Ok(value)
+    }
+
+    /// GET that follows redirects (blob storage), dropping credentials when the host changes.
+    pub(crate) async fn get_following(
+        &self,
+        call: Call<'_>,
+        extra: Vec<(HeaderName, String)>,
+    ) -> Result<Response<Incoming>> {
+        let registry = call.registry.to_string();
+        let scope = call.scope.to_string();
+        let mut resp = self
+            .send(Call {
+                headers: [call.headers.clone(), extra.clone()].concat(),
+                ..call
+            })
+            .await?;
+        for _ in 0..5 {
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let loc = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| Error::Protocol("redirect without Location".into()))?
+                .to_string();
+            let uri: Uri = loc
+                .parse()
+                .map_err(|e| Error::Protocol(format!("redirect {loc}: {e}")))?;
+            if uri.scheme_str() == Some("https") {
+                return Err(Error::TlsUnsupported(loc));
+            }
+            let same_host = uri.authority().is_none_or(|a| a.as_str() == registry);
+            let mut b = Request::get(&loc);
+            for (k, v) in &extra {
+                b = b.header(k, v);
+            }
+            if same_host {
+                if let Some(a) = self.cached_auth(&registry, &scope) {
+                    b = b.header(AUTHORIZATION, a);
+                }
+            }
+            let req = b.body(empty()).map_err(|e| Error::Http {
+                url: loc.clone(),
+                source: Box::new(e),
+            })?;
+            resp = self.raw(req).await?;
+        }
+        Err(Error::Protocol("too many redirects".into()))
+    }
+}
+
+pub(crate) async fn read_limited(
+    resp: Response<Incoming>,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes> {
+    Limited::new(resp.into_body(), limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| Error::Protocol(format!("{what}: {e}")))
+}
+
+/// Turns a non-success response into an error carrying the registry's message.
+pub(crate) async fn check(
+    resp: Response<Incoming>,
+    registry: &str,
+    what: &str,
+) -> Result<Response<Incoming>> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let body = read_limited(resp, 64 * 1024, what)
+        .await
+        .unwrap_or_default();
+    Err(Error::Status {
+        registry: registry.to_string(),
+        what: what.to_string(),
+        status,
+        body: String::from_utf8_lossy(&body).trim().to_string(),
+    })
+}
+
+pub(crate) fn header_str(resp: &Response<Incoming>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .map(str::to_string)
+}

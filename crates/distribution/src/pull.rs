@@ -1,0 +1,431 @@
+//! Pull: manifest (and index), config, then the layers in parallel, each decompressed and
+//! extracted into its snapshot while it downloads, and resumed with `Range` when the
+//! connection drops.
+
+use crate::client::{check, header_str, read_limited, Call, RegistryClient};
+use crate::error::{Error, Result};
+use crate::progress::{short_id, Progress, ProgressFn};
+use berth_image::config::chain_ids;
+use berth_image::manifest::{
+    select_platform, Manifest, ACCEPTED_MEDIA_TYPES, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
+};
+use berth_image::store::{BlobWriter, ImageRecord};
+use berth_image::{Digest, ImageConfig, ImageService, Reference};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use http::header::{ACCEPT, RANGE};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// Reads what the download task sends, for the blocking extractor.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Stores every byte the extractor reads into the content store as well.
+struct Tee {
+    inner: ChannelReader,
+    out: BlobWriter,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+fn scope_pull(path: &str) -> String {
+    format!("repository:{path}:pull")
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> berth_image::Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(Error::from)
+}
+
+impl RegistryClient {
+    /// Fetches a manifest by tag or digest; verifies it against the digest when one is given.
+    pub async fn fetch_manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+    ) -> Result<(Bytes, Digest, String)> {
+        let base = self.endpoint(r.domain())?;
+        let scope = scope_pull(r.path());
+        let url = format!("{base}/v2/{}/manifests/{reference}", r.path());
+        let resp = self
+            .send(Call {
+                registry: r.domain(),
+                scope: &scope,
+                method: Method::GET,
+                url: url.clone(),
+                headers: vec![(ACCEPT, ACCEPTED_MEDIA_TYPES.join(", "))],
+                body: None,
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(Error::ManifestUnknown(format!("{}:{reference}", r.name())));
+        }
+        let resp = check(resp, r.domain(), &format!("GET manifest {reference}")).await?;
+        let media_type = header_str(&resp, "content-type").unwrap_or_default();
+        let declared = header_str(&resp, "docker-content-digest");
+        let body = read_limited(resp, MAX_MANIFEST_SIZE as usize, "manifest").await?;
+        let digest = match reference.parse::<Digest>() {
+            Ok(want) => {
+                let mut h = want.algorithm().hasher();
+                h.update(&body);
+                let got = h.finish();
+                if got != want {
+                    return Err(berth_image::Error::DigestMismatch {
+                        expected: want,
+                        actual: got,
+                    }
+                    .into());
+                }
+                got
+            }
+            Err(_) => Digest::sha256_of(&body),
+        };
+        if let Some(d) = declared.and_then(|d| d.parse::<Digest>().ok()) {
+            if d.algorithm() == digest.algorithm() && d != digest {
+                return Err(berth_image::Error::DigestMismatch {
+                    expected: d,
+                    actual: digest,
+                }
+                .into());
+            }
+        }
+        Ok((body, digest, media_type))
+    }
+
+    /// Fetches a small blob (a config) into memory, verified.
+    async fn fetch_small_blob(&self, r: &Reference, digest: &Digest) -> Result<Bytes> {
+        let base = self.endpoint(r.domain())?;
+        let scope = scope_pull(r.path());
+        let resp = self
+            .get_following(
+                Call {
+                    registry: r.domain(),
+                    scope: &scope,
+                    method: Method::GET,
+                    url: format!("{base}/v2/{}/blobs/{digest}", r.path()),
+                    headers: vec![],
+                    body: None,
+                },
+                vec![],
+            )
+            .await?;
+        let resp = check(resp, r.domain(), &format!("GET blob {digest}")).await?;
+        let body = read_limited(resp, MAX_CONFIG_SIZE as usize, "config").await?;
+        let mut h = digest.algorithm().hasher();
+        h.update(&body);
+        let got = h.finish();
+        if &got != digest {
+            return Err(berth_image::Error::DigestMismatch {
+                expected: digest.clone(),
+                actual: got,
+            }
+            .into());
+        }
+        Ok(body)
+    }
+
+    /// `docker pull`: returns the image, stored, extracted and tagged.
+    pub async fn pull(
+        &self,
+        svc: Arc<ImageService>,
+        r: &Reference,
+        progress: ProgressFn<'_>,
+    ) -> Result<ImageRecord> {
+        let wanted = match (r.digest(), r.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => "latest".to_string(),
+        };
+        let (body, top_digest, media_type) = self.fetch_manifest(r, &wanted).await?;
+        progress(Progress::Resolved {
+            reference: r.to_string(),
+            digest: top_digest.to_string(),
+        });
+        let mut index_digest = None;
+        let (mut manifest_bytes, mut manifest_digest) = (body.clone(), top_digest.clone());
+        let parsed = Manifest::parse(
+            &body,
+            Some(media_type.split(';').next().unwrap_or_default()),
+        )?;
+        let manifest = match parsed {
+            Manifest::Index(i, _) => {
+                let d = Digest::from_oci(select_platform(&i, &self.opts.platform)?.digest())?;
+                self.store_bytes(&svc, body.clone(), &top_digest).await?;
+                index_digest = Some(top_digest.clone());
+                let (b, md, mt) = self.fetch_manifest(r, &d.to_string()).await?;
+                manifest_bytes = b;
+                manifest_digest = md;
+                match Manifest::parse(
+                    &manifest_bytes,
+                    Some(mt.split(';').next().unwrap_or_default()),
+                )? {
+                    Manifest::Image(m, _) => m,
+                    Manifest::Index(..) => {
+                        return Err(Error::Protocol("an index inside an index".into()))
+                    }
+                }
+            }
+            Manifest::Image(m, _) => m,
+        };
+        let config_digest = Digest::from_oci(manifest.config().digest())?;
+        let config_bytes = if svc.content.exists(&config_digest) {
+            let (svc2, d) = (svc.clone(), config_digest.clone());
+            Bytes::from(blocking(move || svc2.content.read_blob(&d, MAX_CONFIG_SIZE)).await?)
+        } else {
+            let b = self.fetch_small_blob(r, &config_digest).await?;
+            self.store_bytes(&svc, b.clone(), &config_digest).await?;
+            b
+        };
+        let config = ImageConfig::parse(&config_bytes)?;
+        let diff_ids = config.rootfs.diff_ids.clone();
+        if diff_ids.len() != manifest.layers().len() {
+            return Err(Error::Protocol(format!(
+                "manifest has {} layers, config {} diffIDs",
+                manifest.layers().len(),
+                diff_ids.len()
+            )));
+        }
+        let chain = chain_ids(&diff_ids);
+        let jobs: Vec<_> = manifest
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(i, l)| -> Result<_> {
+                Ok((
+                    Digest::from_oci(l.digest())?,
+                    l.size(),
+                    chain[i].clone(),
+                    diff_ids[i].clone(),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        for (d, ..) in &jobs {
+            progress(Progress::Waiting { id: short_id(d) });
+        }
+        stream::iter(jobs.into_iter().map(|(digest, size, chain_id, diff_id)| {
+            let svc = svc.clone();
+            async move {
+                if svc.snapshots.has_layer(&chain_id) && svc.content.exists(&digest) {
+                    progress(Progress::AlreadyExists {
+                        id: short_id(&digest),
+                    });
+                    return Ok(());
+                }
+                self.download_layer(svc, r, &digest, size, &chain_id, &diff_id, progress)
+                    .await
+            }
+        }))
+        .buffer_unordered(self.opts.max_concurrent_downloads.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+
+        self.store_bytes(&svc, manifest_bytes, &manifest_digest)
+            .await?;
+        let tags: Vec<Reference> = if r.digest().is_none() {
+            vec![r.clone()]
+        } else {
+            vec![]
+        };
+        let repo_digest = r.repository().with_digest(top_digest.clone());
+        let rec = {
+            let svc = svc.clone();
+            blocking(move || svc.register(&manifest_digest, index_digest, &tags, &[repo_digest]))
+                .await?
+        };
+        progress(Progress::Done {
+            digest: top_digest.to_string(),
+        });
+        Ok(rec)
+    }
+
+    async fn store_bytes(&self, svc: &Arc<ImageService>, b: Bytes, d: &Digest) -> Result<()> {
+        let (svc, d) = (svc.clone(), d.clone());
+        blocking(move || {
+            svc.content
+                .write_blob(&mut &b[..], Some(&d), Some(b.len() as u64))
+                .map(|_| ())
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn download_layer(
+        &self,
+        svc: Arc<ImageService>,
+        r: &Reference,
+        digest: &Digest,
+        size: u64,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        progress: ProgressFn<'_>,
+    ) -> Result<()> {
+        let id = short_id(digest);
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(64);
+        let extractor = {
+            let (svc, digest, chain_id, diff_id) = (
+                svc.clone(),
+                digest.clone(),
+                chain_id.clone(),
+                diff_id.clone(),
+            );
+            tokio::task::spawn_blocking(move || -> berth_image::Result<()> {
+                let out = svc.content.writer(digest.algorithm())?;
+                let mut tee = Tee {
+                    inner: ChannelReader {
+                        rx,
+                        cur: Bytes::new(),
+                    },
+                    out,
+                };
+                svc.snapshots.apply(&chain_id, Some(&diff_id), &mut tee)?;
+                if let Err(e) = tee.out.commit(Some(&digest), Some(size)) {
+                    // The snapshot matched its diffID, but the blob is not what the
+                    // manifest names: keep neither.
+                    let _ = svc.snapshots.remove_layer(&chain_id);
+                    return Err(e);
+                }
+                Ok(())
+            })
+        };
+        let base = self.endpoint(r.domain())?;
+        let scope = scope_pull(r.path());
+        let url = format!("{base}/v2/{}/blobs/{digest}", r.path());
+        let mut received: u64 = 0;
+        let mut attempt = 0;
+        let mut last_report = 0u64;
+        let fed = 'attempts: loop {
+            attempt += 1;
+            let range = if received > 0 {
+                vec![(RANGE, format!("bytes={received}-"))]
+            } else {
+                vec![]
+            };
+            let failure: String = match self
+                .get_following(
+                    Call {
+                        registry: r.domain(),
+                        scope: &scope,
+                        method: Method::GET,
+                        url: url.clone(),
+                        headers: vec![],
+                        body: None,
+                    },
+                    range,
+                )
+                .await
+            {
+                Err(e) => e.to_string(),
+                Ok(resp) => {
+                    let resp = check(resp, r.domain(), &format!("GET blob {digest}")).await?;
+                    // A server that ignores Range sends everything again: skip what we have.
+                    let mut skip = if received > 0 && resp.status() != StatusCode::PARTIAL_CONTENT {
+                        received
+                    } else {
+                        0
+                    };
+                    let mut body = resp.into_body();
+                    let mut broken = None;
+                    loop {
+                        match body.frame().await {
+                            None => break,
+                            Some(Err(e)) => {
+                                broken = Some(e.to_string());
+                                break;
+                            }
+                            Some(Ok(frame)) => {
+                                let Ok(mut data) = frame.into_data() else {
+                                    continue;
+                                };
+                                if skip > 0 {
+                                    let n = skip.min(data.len() as u64) as usize;
+                                    let _ = data.split_to(n);
+                                    skip -= n as u64;
+                                }
+                                if data.is_empty() {
+                                    continue;
+                                }
+                                received += data.len() as u64;
+                                if tx.send(Ok(data)).await.is_err() {
+                                    // The extractor stopped: its error says why.
+                                    break 'attempts false;
+                                }
+                                if received - last_report >= 512 * 1024 || received == size {
+                                    last_report = received;
+                                    progress(Progress::Downloading {
+                                        id: id.clone(),
+                                        current: received,
+                                        total: size,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    if received >= size {
+                        break 'attempts true;
+                    }
+                    format!(
+                        "connection closed after {received} of {size} bytes{}",
+                        broken.map_or(String::new(), |e| format!(" ({e})"))
+                    )
+                }
+            };
+            if attempt >= self.opts.download_attempts {
+                let _ = tx
+                    .send(Err(io::Error::other(format!("download failed: {failure}"))))
+                    .await;
+                drop(tx);
+                let _ = extractor.await;
+                return Err(Error::DownloadFailed {
+                    digest: digest.to_string(),
+                    attempts: attempt,
+                    reason: failure,
+                });
+            }
+            progress(Progress::Retrying {
+                id: id.clone(),
+                attempt,
+                offset: received,
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+        };
+        let _ = fed;
+        drop(tx);
+        extractor
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+            .map_err(Error::from)?;
+        progress(Progress::PullComplete { id });
+        Ok(())
+    }
+}

@@ -1,0 +1,347 @@
+//! Push: layers the registry lacks are uploaded in parallel (cross-repository mount when the
+//! image came from another repository of the same registry, else one streamed PUT or PATCH
+//! chunks), then the manifest by tag. Uncompressed layers (from `load` or `import`) are
+//! gzipped first, as Docker pushes them.
+
+use crate::client::{check, empty, header_str, Body, Call, RegistryClient};
+use crate::error::{Error, Result};
+use crate::progress::{short_id, Progress, ProgressFn};
+use berth_image::manifest::{Compression, OCI_CONFIG, OCI_MANIFEST};
+use berth_image::{Digest, ImageService, Reference};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use std::io::Read;
+use std::sync::Arc;
+
+struct PushBlob {
+    digest: Digest,
+    size: u64,
+    media_type: String,
+}
+
+fn scope_push(path: &str) -> String {
+    format!("repository:{path}:pull,push")
+}
+
+/// Streams a content-store blob as a request body, read on a blocking thread.
+fn blob_body(svc: &Arc<ImageService>, d: &Digest, offset: u64, len: u64) -> Result<Body> {
+    let mut f = svc.content.open_blob(d)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<http_body::Frame<Bytes>>>(8);
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Seek, SeekFrom};
+        if let Err(e) = f.seek(SeekFrom::Start(offset)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let mut buf = vec![0u8; (256 * 1024).min(left as usize)];
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    left -= n as u64;
+                    if tx
+                        .blocking_send(Ok(http_body::Frame::data(Bytes::from(buf))))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(BodyExt::boxed(StreamBody::new(stream)))
+}
+
+impl RegistryClient {
+    /// `docker push`: uploads `local` (name or ID) as `target` and returns the manifest digest.
+    pub async fn push(
+        &self,
+        svc: Arc<ImageService>,
+        local: &str,
+        target: &Reference,
+        progress: ProgressFn<'_>,
+    ) -> Result<Digest> {
+        let rec = svc.images.resolve(local)?;
+        let manifest = svc.manifest_of(&rec)?;
+        let mut changed = false;
+        let mut layers = Vec::new();
+        for l in manifest.layers() {
+            let d = Digest::from_oci(l.digest())?;
+            let comp =
+                Compression::from_media_type(l.media_type().as_ref()).unwrap_or(Compression::Gzip);
+            if comp == Compression::None {
+                progress(Progress::Preparing { id: short_id(&d) });
+                let (svc2, d2) = (svc.clone(), d.clone());
+                let (gz, size) = tokio::task::spawn_blocking(move || gzip_blob(&svc2, &d2))
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))??;
+                changed = true;
+                layers.push(PushBlob {
+                    digest: gz,
+                    size,
+                    media_type: Compression::Gzip.oci_layer_media_type().into(),
+                });
+            } else {
+                layers.push(PushBlob {
+                    digest: d,
+                    size: l.size(),
+                    media_type: l.media_type().to_string(),
+                });
+            }
+        }
+        let (manifest_bytes, manifest_type) = if changed {
+            let layer_json: Vec<_> = layers
+                .iter()
+                .map(|b| serde_json::json!({"mediaType": b.media_type, "digest": b.digest.to_string(), "size": b.size}))
+                .collect();
+            let m = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": rec.id.to_string(), "size": svc.content.size(&rec.id)?},
+                "layers": layer_json,
+            });
+            let bytes = serde_json::to_vec(&m).map_err(|e| Error::Protocol(e.to_string()))?;
+            svc.content.write_bytes(&bytes)?;
+            (Bytes::from(bytes), OCI_MANIFEST.to_string())
+        } else {
+            let b = svc.content.read_blob(
+                &rec.manifest_digest,
+                berth_image::manifest::MAX_MANIFEST_SIZE,
+            )?;
+            (Bytes::from(b), rec.manifest_media_type.clone())
+        };
+        // Another repository of the same registry this image is known in: a mount source.
+        let mount_from = rec
+            .repo_digests
+            .iter()
+            .chain(&rec.repo_tags)
+            .filter_map(|s| Reference::parse_normalized(s).ok())
+            .find(|o| o.domain() == target.domain() && o.path() != target.path())
+            .map(|o| o.path().to_string());
+
+        let config = PushBlob {
+            digest: rec.id.clone(),
+            size: svc.content.size(&rec.id)?,
+            media_type: OCI_CONFIG.into(),
+        };
+        let all: Vec<PushBlob> = layers.into_iter().chain(std::iter::once(config)).collect();
+        stream::iter(all.iter().map(|b| {
+            let svc = svc.clone();
+            let from = mount_from.clone();
+            async move {
+                self.push_blob(&svc, target, b, from.as_deref(), progress)
+                    .await
+            }
+        }))
+        .buffer_unordered(self.opts.max_concurrent_uploads.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+
+        let digest = Digest::sha256_of(&manifest_bytes);
+        let base = self.endpoint(target.domain())?;
+        let tag = target.tag().unwrap_or("latest");
+        let scope = scope_push(target.path());
+        let resp = self
+            .send(Call {
+                registry: target.domain(),
+                scope: &scope,
+                method: Method::PUT,
+                url: format!("{base}/v2/{}/manifests/{tag}", target.path()),
+                headers: vec![(CONTENT_TYPE, manifest_type)],
+                body: Some(manifest_bytes),
+            })
+            .await?;
+        let resp = check(resp, target.domain(), "PUT manifest").await?;
+        if let Some(d) =
+            header_str(&resp, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
+        {
+            if d != digest {
+                return Err(Error::Protocol(format!(
+                    "registry stored the manifest as {d}, we sent {digest}"
+                )));
+            }
+        }
+        let mut rec = rec;
+        let rd = target.repository().with_digest(digest.clone()).to_string();
+        if !rec.repo_digests.contains(&rd) {
+            rec.repo_digests.push(rd);
+            let svc2 = svc.clone();
+            tokio::task::spawn_blocking(move || svc2.images.put(rec))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+        }
+        progress(Progress::Done {
+            digest: digest.to_string(),
+        });
+        Ok(digest)
+    }
+
+    async fn push_blob(
+        &self,
+        svc: &Arc<ImageService>,
+        target: &Reference,
+        b: &PushBlob,
+        mount_from: Option<&str>,
+        progress: ProgressFn<'_>,
+    ) -> Result<()> {
+        let id = short_id(&b.digest);
+        let base = self.endpoint(target.domain())?;
+        let path = target.path();
+        let registry = target.domain();
+        let scope = match mount_from {
+            Some(f) => format!("{} repository:{f}:pull", scope_push(path)),
+            None => scope_push(path),
+        };
+        let call = |method: Method, url: String| Call {
+            registry,
+            scope: &scope,
+            method,
+            url,
+            headers: vec![],
+            body: None,
+        };
+        let resp = self
+            .send(call(
+                Method::HEAD,
+                format!("{base}/v2/{path}/blobs/{}", b.digest),
+            ))
+            .await?;
+        if resp.status() == StatusCode::OK {
+            progress(Progress::AlreadyExists { id });
+            return Ok(());
+        }
+        let start_url = match mount_from {
+            Some(f) => format!(
+                "{base}/v2/{path}/blobs/uploads/?mount={}&from={f}",
+                b.digest
+            ),
+            None => format!("{base}/v2/{path}/blobs/uploads/"),
+        };
+        let resp = self.send(call(Method::POST, start_url)).await?;
+        if resp.status() == StatusCode::CREATED && mount_from.is_some() {
+            progress(Progress::Mounted {
+                id,
+                from: mount_from.unwrap_or_default().to_string(),
+            });
+            return Ok(());
+        }
+        // 202: an upload session (also the answer to a mount the registry could not do).
+        let resp = check(resp, registry, "start blob upload").await?;
+        let mut location = self.absolute(&base, &resp)?;
+        let auth_scope = scope.clone();
+        let send_body =
+            |method: Method, url: String, body: Body, headers: Vec<(http::HeaderName, String)>| {
+                let mut req = Request::builder().method(method).uri(url.clone());
+                for (k, v) in headers {
+                    req = req.header(k, v);
+                }
+                if let Some(a) = self.cached_auth_pub(registry, &auth_scope) {
+                    req = req.header(http::header::AUTHORIZATION, a);
+                }
+                req.body(body).map_err(|e| Error::Http {
+                    url,
+                    source: Box::new(e),
+                })
+            };
+        let mut sent = 0u64;
+        if let Some(chunk) = self.opts.chunk_size.filter(|c| (*c as u64) < b.size) {
+            while sent < b.size {
+                let len = (chunk as u64).min(b.size - sent);
+                let req = send_body(
+                    Method::PATCH,
+                    location.clone(),
+                    blob_body(svc, &b.digest, sent, len)?,
+                    vec![
+                        (CONTENT_TYPE, "application/octet-stream".into()),
+                        (CONTENT_LENGTH, len.to_string()),
+                        (CONTENT_RANGE, format!("{}-{}", sent, sent + len - 1)),
+                    ],
+                )?;
+                let resp = check(self.raw(req).await?, registry, "PATCH blob chunk").await?;
+                location = self.absolute(&base, &resp)?;
+                sent += len;
+                progress(Progress::Pushing {
+                    id: id.clone(),
+                    current: sent,
+                    total: b.size,
+                });
+            }
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let req = send_body(
+                Method::PUT,
+                format!("{location}{sep}digest={}", b.digest),
+                empty(),
+                vec![(CONTENT_LENGTH, "0".into())],
+            )?;
+            check(
+                self.raw(req).await?,
+                registry,
+                "PUT blob (finish chunked upload)",
+            )
+            .await?;
+        } else {
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let req = send_body(
+                Method::PUT,
+                format!("{location}{sep}digest={}", b.digest),
+                blob_body(svc, &b.digest, 0, b.size)?,
+                vec![
+                    (CONTENT_TYPE, "application/octet-stream".into()),
+                    (CONTENT_LENGTH, b.size.to_string()),
+                ],
+            )?;
+            check(self.raw(req).await?, registry, "PUT blob").await?;
+            progress(Progress::Pushing {
+                id: id.clone(),
+                current: b.size,
+                total: b.size,
+            });
+        }
+        progress(Progress::Pushed { id });
+        Ok(())
+    }
+
+    fn absolute(&self, base: &str, resp: &http::Response<hyper::body::Incoming>) -> Result<String> {
+        let loc = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Protocol("upload response without Location".into()))?;
+        Ok(
+            if loc.starts_with("http://") || loc.starts_with("https://") {
+                loc.to_string()
+            } else {
+                format!("{base}{loc}")
+            },
+        )
+    }
+}
+
+/// Gzips an uncompressed layer blob into a new blob (deterministic: no name or mtime in the
+/// gzip header, fixed level), so pushing twice gives the same digest.
+fn gzip_blob(svc: &ImageService, d: &Digest) -> berth_image::Result<(Digest, u64)> {
+    let mut src = std::io::BufReader::new(svc.content.open_blob(d)?);
+    let w = svc.content.writer(berth_image::Algorithm::Sha256)?;
+    let mut gz = flate2::GzBuilder::new().write(w, flate2::Compression::fast());
+    std::io::copy(&mut src, &mut gz).map_err(|e| berth_image::Error::Io {
+        context: format!("gzip layer {d}"),
+        source: e,
+    })?;
+    let w = gz.finish().map_err(|e| berth_image::Error::Io {
+        context: format!("gzip layer {d}"),
+        source: e,
+    })?;
+    w.commit(None, None)
+}
