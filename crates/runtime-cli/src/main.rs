@@ -1,1 +1,319 @@
-fn main() {}
+//! berth-runtime: an OCI runtime with runc's command line.
+
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use berth_runtime::{container, default_spec, exe_seal, run, CreateOptions, Root};
+use clap::{Parser, Subcommand, ValueEnum};
+
+const DEFAULT_ROOT: &str = "/run/berth-runtime";
+
+#[derive(Parser)]
+#[command(
+    name = "berth-runtime",
+    version,
+    about = "An OCI runtime with runc's command line"
+)]
+struct Cli {
+    /// Directory holding container state (tmpfs recommended).
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc compatibility; the cgroupfs driver is always used.
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long, global = true)]
+    criu: Option<String>,
+    /// Accepted for runc compatibility (true, false or auto), before the command.
+    #[arg(long = "rootless")]
+    rootless_mode: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a default config.json into the bundle.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec for running without root (with a user namespace).
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Create a container; its process waits for `start`.
+    Create {
+        #[command(flatten)]
+        c: CreateArgs,
+    },
+    /// Run the process of a created container.
+    Start { id: String },
+    /// Output the state of a container as JSON.
+    State { id: String },
+    /// Send a signal to the container's init (or every process with --all).
+    Kill {
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and what the runtime holds for it.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; in the foreground, wait for it.
+    Run {
+        #[command(flatten)]
+        c: CreateArgs,
+        #[arg(short, long)]
+        detach: bool,
+        /// Accepted for runc compatibility.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show the processes running in a container.
+    Ps {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        id: String,
+        /// Options passed to ps(1).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket that receives the pty master when the process has a terminal.
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for a rootfs on ramfs).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass this many extra descriptors (from 3 up) to the container.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let to_stderr = match logging::init(
+        cli.log.as_deref(),
+        matches!(cli.log_format, LogFormat::Json),
+        cli.debug,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth-runtime: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            if !to_stderr {
+                eprintln!("berth-runtime: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let root = Root::new(&cli.root);
+    match cli.command {
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("File {} exists. Remove it first", path.display());
+            }
+            let spec = default_spec::default_spec(rootless);
+            let text = serde_json::to_string_pretty(&spec)?;
+            std::fs::write(&path, text + "\n")
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+        Command::Create { c } => {
+            seal()?;
+            container::create(&root, &c.options(), None)?;
+        }
+        Command::Start { id } => container::start(&root, &id)?,
+        Command::State { id } => {
+            let s = container::state(&root, &id)?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Command::Kill { all, id, signal } => container::kill(&root, &id, &signal, all)?,
+        Command::Delete { force, id } => container::delete(&root, &id, force)?,
+        Command::Run { c, detach, keep: _ } => {
+            seal()?;
+            let code = run::run(&root, &c.options(), detach)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Command::List { format, quiet } => print_list(&root, format, quiet)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => print_ps(&root, &id, format, &ps_args)?,
+    }
+    Ok(0)
+}
+
+/// Before any command that enters a container, run from a sealed copy of
+/// ourselves (CVE-2019-5736).
+fn seal() -> anyhow::Result<()> {
+    exe_seal::reexec_sealed().context("re-execute from a sealed copy of berth-runtime")
+}
+
+fn print_list(root: &Root, format: Format, quiet: bool) -> anyhow::Result<()> {
+    let states = container::list(root)?;
+    if quiet {
+        for s in &states {
+            println!("{}", s["id"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    if format == Format::Json {
+        println!("{}", serde_json::to_string(&states)?);
+        return Ok(());
+    }
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
+    for s in &states {
+        let field = |k: &str| match &s[k] {
+            serde_json::Value::String(v) => v.clone(),
+            v => v.to_string(),
+        };
+        rows.push(vec![
+            field("id"),
+            field("pid"),
+            field("status"),
+            field("bundle"),
+            field("created"),
+            field("owner"),
+        ]);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+/// Columns padded like Go's tabwriter(minwidth 12, padding 3) as runc uses.
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.first().map_or(0, |r| r.len());
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}", w = widths[c]));
+            }
+        }
+        println!("{line}");
+    }
+}
+
+fn print_ps(root: &Root, id: &str, format: Format, ps_args: &[String]) -> anyhow::Result<()> {
+    let pids = container::pids(root, id)?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    if !out.status.success() {
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps output has no PID column")?;
+    println!("{header}");
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}

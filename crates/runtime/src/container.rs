@@ -1,0 +1,437 @@
+//! The lifecycle operations behind runc's commands: create, start, state,
+//! kill, delete, and the foreground run that strings them together.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::capabilities::{self, CapSets};
+use crate::error::{Context, Error, Result};
+use crate::init::{self, msg, InitArgs};
+use crate::namespaces::{self, Plan};
+use crate::state::{Root, State, Status, EXEC_FIFO};
+use crate::{cgroups, console, hooks, spec, sys, util};
+
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+/// Undoes a half-done create: kills init, removes the cgroup and the state
+/// directory. Disarmed once create succeeds.
+struct CreateGuard<'a> {
+    dir: &'a Path,
+    pid: i32,
+    cgroup_paths: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.pid > 0 {
+            let _ = sys::kill(self.pid, libc::SIGKILL);
+            let _ = sys::waitpid(self.pid, 0);
+        }
+        cgroups::remove(&self.cgroup_paths);
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+/// Creates the container and leaves its init waiting for `start`.
+/// `console` overrides `--console-socket` with an already-connected socket
+/// (used by foreground `run`).
+pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Result<State> {
+    spec::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::config("bundle", format!("{}: {e}", opts.bundle.display())))?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec, true)?;
+    let rootfs = spec::rootfs(&spec, &bundle)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing"))?;
+    let caps = CapSets::from_spec(process.capabilities().as_ref(), "process.capabilities")?;
+    let plan = Plan::new(&spec)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let console = match (terminal, console, &opts.console_socket) {
+        (true, Some(c), _) => Some(c),
+        (true, None, Some(path)) => Some(
+            console::connect(path)
+                .context(|| format!("connect to console socket {}", path.display()))?,
+        ),
+        (true, None, None) => {
+            return Err(Error::config(
+                "process.terminal",
+                "a terminal needs --console-socket (or run in the foreground)",
+            ))
+        }
+        (false, _, Some(_)) => {
+            return Err(Error::config(
+                "process.terminal",
+                "--console-socket was given but the process has no terminal",
+            ))
+        }
+        (false, _, None) => None,
+    };
+
+    let dir = root.create_dir(&opts.id)?;
+    let mut guard = CreateGuard {
+        dir: &dir,
+        pid: 0,
+        cgroup_paths: Vec::new(),
+        armed: true,
+    };
+    let mut state = State {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: util::now_rfc3339(),
+        owner: String::new(),
+        status: Status::Creating,
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        hooks: spec.hooks().clone(),
+        cgroup_paths: Vec::new(),
+        owns_cgroup: true,
+    };
+    root.save(&state)?;
+
+    let fifo_path = dir.join(EXEC_FIFO);
+    sys::mkfifo(&fifo_path, 0o600).context(|| "create exec fifo".into())?;
+    // Opened read-write so init's blocking read waits for data rather than
+    // seeing end-of-file, and `start` can open it without blocking.
+    let exec_fifo: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo_path)
+        .context(|| "open exec fifo".into())?
+        .into();
+
+    let cgroup_paths = cgroups::create(&cgroups::inner_path(&spec, &opts.id))?;
+    guard.cgroup_paths = cgroup_paths.clone();
+    state.cgroup_paths = cgroup_paths.clone();
+
+    let (parent_sock, child_sock) = sys::seqpacket_pair().context(|| "socketpair".into())?;
+    let hooks = spec.hooks().as_ref();
+    let parent_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let state_json = serde_json::to_vec(&state.to_oci_json(Status::Creating)).unwrap_or_default();
+    let args = InitArgs {
+        spec: &spec,
+        rootfs: &rootfs,
+        sync: &child_sock,
+        exec_fifo: &exec_fifo,
+        console: console.as_ref(),
+        no_pivot: opts.no_pivot,
+        caps,
+        last_cap: capabilities::last_cap(),
+        new_cgroupns: plan.new_cgroupns,
+        new_timens: plan.new_timens,
+        in_userns: plan.new_userns()
+            || plan
+                .joins
+                .iter()
+                .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
+        parent_hooks,
+        cgroup_paths: &cgroup_paths,
+        preserve_fds: opts.preserve_fds,
+        state_json,
+    };
+
+    let pid = spawn_init(&plan, args, &parent_sock)?;
+    guard.pid = pid;
+    drop(child_sock);
+
+    if plan.new_userns() {
+        namespaces::write_id_maps(&spec, pid)?;
+    }
+    cgroups::join(&cgroup_paths, pid)?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .context(|| "set oom_score_adj".into())?;
+    }
+    state.pid = pid;
+    state.pid_start_time = crate::state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+    init::send(&parent_sock, &[msg::GO]).context(|| "release init".into())?;
+
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = init::recv(&parent_sock, &mut buf).context(|| "read from init".into())?;
+        if n == 0 {
+            return Err(Error::Init("init exited during set-up".into()));
+        }
+        match buf[0] {
+            msg::HOOKS => {
+                let json =
+                    serde_json::to_vec(&state.to_oci_json(Status::Creating)).unwrap_or_default();
+                hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &json)?;
+                hooks::run_all(
+                    "createRuntime",
+                    hooks.and_then(|h| h.create_runtime().as_ref()),
+                    &json,
+                )?;
+                init::send(&parent_sock, &[msg::HOOKS_DONE]).context(|| "resume init".into())?;
+            }
+            msg::READY => break,
+            msg::ERROR => {
+                return Err(Error::Init(
+                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                ));
+            }
+            other => {
+                return Err(Error::Init(format!(
+                    "unexpected message {other:#x} from init"
+                )))
+            }
+        }
+    }
+
+    state.status = Status::Created;
+    root.save(&state)?;
+    if let Some(p) = &opts.pid_file {
+        util::write_atomic(p, pid.to_string().as_bytes())
+            .context(|| format!("write pid file {}", p.display()))?;
+    }
+    guard.armed = false;
+    Ok(state)
+}
+
+/// Starts init directly with clone, or through an intermediate process when
+/// namespaces must be joined first (setns into a pid namespace only affects
+/// children, and the parent must stay in its own namespaces).
+fn spawn_init(plan: &Plan, args: InitArgs, parent_sock: &OwnedFd) -> Result<i32> {
+    if plan.joins.is_empty() {
+        let pid = sys::clone_with_flags(plan.clone_flags).context(|| "clone".into())?;
+        if pid == 0 {
+            init::run(args);
+        }
+        return Ok(pid);
+    }
+    let mid = sys::clone_with_flags(0).context(|| "fork".into())?;
+    if mid == 0 {
+        let result = plan
+            .join_all()
+            .and_then(|()| sys::clone_with_flags(plan.clone_flags).context(|| "clone".into()));
+        match result {
+            Ok(0) => init::run(args),
+            Ok(pid) => {
+                let mut m = vec![msg::PID];
+                m.extend_from_slice(&pid.to_ne_bytes());
+                let _ = init::send(args.sync, &m);
+                std::process::exit(0);
+            }
+            Err(e) => {
+                let mut m = vec![msg::ERROR];
+                m.extend_from_slice(e.to_string().as_bytes());
+                let _ = init::send(args.sync, &m);
+                std::process::exit(1);
+            }
+        }
+    }
+    let mut buf = [0u8; 4096];
+    let n = init::recv(parent_sock, &mut buf).context(|| "read from intermediate".into())?;
+    let _ = sys::waitpid(mid, 0);
+    match buf.first() {
+        Some(&msg::PID) if n == 5 => Ok(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
+        Some(&msg::ERROR) => Err(Error::Init(
+            String::from_utf8_lossy(&buf[1..n]).into_owned(),
+        )),
+        _ => Err(Error::Init("intermediate process exited".into())),
+    }
+}
+
+pub fn start(root: &Root, id: &str) -> Result<()> {
+    let mut state = root.load(id)?;
+    let dir = root.container_dir(id);
+    let status = state.live_status(&dir);
+    if status != Status::Created {
+        return Err(Error::WrongStatus {
+            id: id.into(),
+            action: "start",
+            status: status.to_string(),
+        });
+    }
+    let fifo = dir.join(EXEC_FIFO);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags_nonblock()
+        .open(&fifo)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => Error::NotRunning,
+            _ => Error::Sys {
+                context: "open exec fifo".into(),
+                source: e,
+            },
+        })?;
+    f.write_all(&[0]).context(|| "write exec fifo".into())?;
+    drop(f);
+    std::fs::remove_file(&fifo).context(|| "remove exec fifo".into())?;
+    state.status = Status::Running;
+    root.save(&state)?;
+    let json = serde_json::to_vec(&state.to_oci_json(Status::Running)).unwrap_or_default();
+    if let Err(e) = hooks::run_all(
+        "poststart",
+        state.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
+        &json,
+    ) {
+        // The process runs already; a failing poststart hook is reported
+        // and the container is torn down, as the spec asks.
+        let _ = sys::kill(state.pid, libc::SIGKILL);
+        return Err(e);
+    }
+    Ok(())
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK)
+    }
+}
+
+pub fn state(root: &Root, id: &str) -> Result<serde_json::Value> {
+    let state = root.load(id)?;
+    let status = state.live_status(&root.container_dir(id));
+    Ok(state.to_oci_json(status))
+}
+
+pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> Result<()> {
+    let sig = util::parse_signal(signal).ok_or_else(|| Error::InvalidSignal(signal.into()))?;
+    let state = root.load(id)?;
+    let status = state.live_status(&root.container_dir(id));
+    if all {
+        let pids = cgroups::pids(&state.cgroup_paths);
+        if pids.is_empty() && status == Status::Stopped {
+            return Err(Error::NotRunning);
+        }
+        for p in pids {
+            let _ = sys::kill(p, sig);
+        }
+        return Ok(());
+    }
+    if status == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    sys::kill(state.pid, sig).map_err(|e| match e.raw_os_error() {
+        Some(libc::ESRCH) => Error::Sys {
+            context: "kill".into(),
+            source: std::io::Error::other("no such process"),
+        },
+        _ => Error::Sys {
+            context: "kill".into(),
+            source: e,
+        },
+    })
+}
+
+pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
+    let state = match root.load(id) {
+        Ok(s) => s,
+        // A directory without a state file is a create that died early.
+        Err(Error::NotExist(_)) if root.container_dir(id).is_dir() && force => {
+            let _ = std::fs::remove_dir_all(root.container_dir(id));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let dir = root.container_dir(id);
+    let status = state.live_status(&dir);
+    match status {
+        Status::Stopped => {}
+        // A created container has run nothing of the user's yet.
+        Status::Created | Status::Creating => kill_and_wait(&state),
+        _ if force => kill_and_wait(&state),
+        _ => {
+            return Err(Error::NotStopped {
+                id: id.into(),
+                status: status.to_string(),
+            })
+        }
+    }
+    cgroups::remove(&state.cgroup_paths);
+    std::fs::remove_dir_all(&dir).context(|| format!("remove {}", dir.display()))?;
+    let json = serde_json::to_vec(&state.to_oci_json(Status::Stopped)).unwrap_or_default();
+    if let Err(e) = hooks::run_all(
+        "poststop",
+        state.hooks.as_ref().and_then(|h| h.poststop().as_ref()),
+        &json,
+    ) {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
+
+/// SIGKILLs every process of the container and waits until they are gone.
+fn kill_and_wait(state: &State) {
+    // Thaw first: a frozen task cannot die.
+    for p in &state.cgroup_paths {
+        let _ = std::fs::write(p.join("freezer.state"), "THAWED");
+    }
+    let mut pids = cgroups::pids(&state.cgroup_paths);
+    if state.pid > 0
+        && crate::state::process_alive(state.pid, state.pid_start_time)
+        && !pids.contains(&state.pid)
+    {
+        pids.push(state.pid);
+    }
+    for p in &pids {
+        let _ = sys::kill(*p, libc::SIGKILL);
+    }
+    for _ in 0..2000 {
+        let alive = pids
+            .iter()
+            .any(|p| crate::state::proc_stat(*p).is_some_and(|(s, _)| s != 'Z' && s != 'X'));
+        if !alive {
+            break;
+        }
+        // Reap it if it is our child (foreground run).
+        let _ = sys::waitpid(-1, libc::WNOHANG);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// One line of `list`.
+pub fn list(root: &Root) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for id in root.list()? {
+        if let Ok(state) = root.load(&id) {
+            let status = state.live_status(&root.container_dir(&id));
+            out.push(state.to_oci_json(status));
+        }
+    }
+    Ok(out)
+}
+
+pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
+    let state = root.load(id)?;
+    let mut p = cgroups::pids(&state.cgroup_paths);
+    p.sort_unstable();
+    p.dedup();
+    Ok(p)
+}
+
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    spec::load(bundle)
+}
+
+pub fn raw_fd(fd: &OwnedFd) -> i32 {
+    fd.as_raw_fd()
+}

@@ -1,0 +1,72 @@
+//! OCI hooks: each runs with the container's state JSON on stdin, its own
+//! args and env, and an optional timeout after which it is killed.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::error::{Error, Result};
+
+pub fn run_all(kind: &'static str, hooks: Option<&Vec<Hook>>, state_json: &[u8]) -> Result<()> {
+    for h in hooks.into_iter().flatten() {
+        run(kind, h, state_json)?;
+    }
+    Ok(())
+}
+
+pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
+    let fail = |reason: String| Error::Hook {
+        kind,
+        path: hook.path().clone(),
+        reason,
+    };
+    let args = hook.args().as_deref().unwrap_or_default();
+    let mut cmd = Command::new(hook.path());
+    if let Some(a0) = args.first() {
+        cmd.arg0(a0);
+    }
+    cmd.args(args.iter().skip(1))
+        .env_clear()
+        .envs(
+            hook.env()
+                .iter()
+                .flatten()
+                .filter_map(|e| e.split_once('=')),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that ignores stdin and exits early closes the pipe: that is
+        // not an error of ours.
+        let _ = stdin.write_all(state_json);
+    }
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => return Err(fail(e.to_string())),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!(
+                "timed out after {}s",
+                hook.timeout().unwrap_or_default()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    if !status.success() {
+        return Err(fail(format!("exited with {status}")));
+    }
+    Ok(())
+}

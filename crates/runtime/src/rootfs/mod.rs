@@ -1,0 +1,333 @@
+//! Building the container's filesystem view inside its mount namespace:
+//! propagation, the spec's mounts, /dev, masked and read-only paths, and
+//! finally pivot_root. Every destination is resolved inside the rootfs.
+
+mod cgroupfs;
+mod devices;
+mod options;
+pub mod paths;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Mount, Spec};
+use rustix::fs::OFlags;
+
+pub use options::{propagation_flag, MountOptions};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+use paths::Kind;
+
+/// What the rootfs set-up needs besides the spec.
+pub struct Setup<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    /// The container has its own user namespace: mknod is refused there, so
+    /// devices are bind-mounted from the host instead.
+    pub in_userns: bool,
+    pub cgroupns: bool,
+    /// Host cgroup directories of the container, bound in when the container
+    /// has no cgroup namespace.
+    pub cgroup_paths: &'a [PathBuf],
+}
+
+/// Everything that happens before pivot_root. Returns the rootfs descriptor.
+pub fn prepare(s: &Setup) -> Result<OwnedFd> {
+    let linux = s.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag)
+        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+    // Nothing we mount may propagate back to the host.
+    sys::mount_path(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_SLAVE,
+        None,
+    )
+    .context(|| "make / a recursive slave".into())?;
+    if prop & (libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_UNBINDABLE) != 0 {
+        sys::mount_path(None, Path::new("/"), None, prop | libc::MS_REC, None)
+            .context(|| "set rootfs propagation".into())?;
+    }
+    // pivot_root needs the new root to be a mount point.
+    sys::mount_path(
+        Some(s.rootfs),
+        s.rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .context(|| format!("bind mount rootfs {}", s.rootfs.display()))?;
+    let root = sys::open_dir(s.rootfs).context(|| format!("open rootfs {}", s.rootfs.display()))?;
+
+    let mounts = s.spec.mounts().as_deref().unwrap_or_default();
+    for (i, m) in mounts.iter().enumerate() {
+        mount_entry(s, &root, m).map_err(|e| match e {
+            Error::Sys { context, source } => Error::Sys {
+                context: format!("mounts[{i}] ({}): {context}", m.destination().display()),
+                source,
+            },
+            other => other,
+        })?;
+    }
+
+    let dev_is_host_bind = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && MountOptions::parse(m.options().as_deref().unwrap_or_default()).is_bind()
+    });
+    if !dev_is_host_bind {
+        let devs = linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default();
+        devices::create_all(&root, devs, s.in_userns)?;
+        let has_devpts = mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/dev/pts"));
+        devices::create_symlinks(&root, has_devpts)?;
+    }
+    Ok(root)
+}
+
+/// Masks and read-only paths; runs once /proc and /sys are mounted and
+/// before pivot_root, so the host's /dev/null is what masks files.
+pub fn restrict_paths(spec: &Spec, root: &OwnedFd) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    for p in linux.masked_paths().as_deref().unwrap_or_default() {
+        mask_path(root, Path::new(p)).context(|| format!("mask {p}"))?;
+    }
+    for p in linux.readonly_paths().as_deref().unwrap_or_default() {
+        readonly_path(root, Path::new(p)).context(|| format!("make {p} read-only"))?;
+    }
+    Ok(())
+}
+
+fn mask_path(root: &OwnedFd, path: &Path) -> io::Result<()> {
+    let target = match sys::open_in_root(root, path, OFlags::PATH | OFlags::NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if paths::is_dir(&target) {
+        sys::mount_path(
+            Some(Path::new("tmpfs")),
+            &sys::fd_path(&target),
+            Some("tmpfs"),
+            libc::MS_RDONLY,
+            None,
+        )
+    } else {
+        sys::mount_path(
+            Some(Path::new("/dev/null")),
+            &sys::fd_path(&target),
+            None,
+            libc::MS_BIND,
+            None,
+        )
+    }
+}
+
+fn readonly_path(root: &OwnedFd, path: &Path) -> io::Result<()> {
+    let target = match sys::open_in_root(root, path, OFlags::PATH | OFlags::NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let p = sys::fd_path(&target);
+    sys::mount_path(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)?;
+    // The bind now sits on top: reopen to reach it rather than the directory
+    // underneath.
+    let top = sys::open_in_root(root, path, OFlags::PATH | OFlags::NOFOLLOW)?;
+    remount_bind(&top, libc::MS_RDONLY | libc::MS_REC)
+}
+
+/// Remounts a bind mount with `flags`, keeping the flags the kernel locks on
+/// the source mount (nosuid, nodev, noexec, atime) so the call is allowed.
+fn remount_bind(target: &OwnedFd, flags: libc::c_ulong) -> io::Result<()> {
+    let locked = locked_flags(target);
+    sys::mount_path(
+        None,
+        &sys::fd_path(target),
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | flags | locked,
+        None,
+    )
+}
+
+fn locked_flags(target: &OwnedFd) -> libc::c_ulong {
+    let Ok(st) = rustix::fs::fstatvfs(target) else {
+        return 0;
+    };
+    use rustix::fs::StatVfsMountFlags as F;
+    let f = st.f_flag;
+    let mut out = 0;
+    for (st_flag, ms) in [
+        (F::NOSUID, libc::MS_NOSUID),
+        (F::NODEV, libc::MS_NODEV),
+        (F::NOEXEC, libc::MS_NOEXEC),
+        (F::NOATIME, libc::MS_NOATIME),
+        (F::NODIRATIME, libc::MS_NODIRATIME),
+        (F::RELATIME, libc::MS_RELATIME),
+    ] {
+        if f.contains(st_flag) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+fn mount_entry(s: &Setup, root: &OwnedFd, m: &Mount) -> Result<()> {
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+
+    if typ == "cgroup" || typ == "cgroup2" {
+        return cgroupfs::mount(s, root, dest, &opts);
+    }
+
+    if opts.is_bind() {
+        let src = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| Error::config("mounts[].source", "a bind mount needs a source"))?;
+        let meta = std::fs::metadata(src).context(|| format!("bind source {}", src.display()))?;
+        let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+        let target = paths::ensure_in_root(root, dest, kind)
+            .context(|| format!("create mount point {}", dest.display()))?;
+        sys::mount_path(
+            Some(src),
+            &sys::fd_path(&target),
+            None,
+            libc::MS_BIND | (opts.flags & libc::MS_REC),
+            None,
+        )
+        .context(|| format!("bind {}", src.display()))?;
+        let top =
+            sys::open_in_root(root, dest, OFlags::PATH).context(|| "reopen bind mount".into())?;
+        let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+        if extra != 0 {
+            remount_bind(&top, extra).context(|| "remount bind with options".into())?;
+        }
+        if opts.recursive_ro {
+            sys::set_recursive_readonly(&top).context(|| "rro".into())?;
+        }
+        apply_propagation(&top, &opts)?;
+        return Ok(());
+    }
+
+    let target = paths::ensure_in_root(root, dest, Kind::Dir)
+        .context(|| format!("create mount point {}", dest.display()))?;
+    let source = m
+        .source()
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(if typ.is_empty() { "none" } else { typ }));
+    let data = opts.data_string();
+    let flags = opts.flags & !libc::MS_REMOUNT;
+    let res = sys::mount_path(
+        Some(&source),
+        &sys::fd_path(&target),
+        Some(typ),
+        flags,
+        data.as_deref(),
+    );
+    match res {
+        Ok(()) => {}
+        // Without its own network namespace owned by our user namespace the
+        // kernel refuses a new sysfs; bind the host's, as runc does.
+        Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
+            sys::mount_path(
+                Some(Path::new("/sys")),
+                &sys::fd_path(&target),
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .context(|| "bind /sys".into())?;
+            let top =
+                sys::open_in_root(root, dest, OFlags::PATH).context(|| "reopen /sys".into())?;
+            remount_bind(&top, flags & !libc::MS_BIND).context(|| "remount /sys".into())?;
+        }
+        // mqueue likewise needs an IPC namespace the user namespace owns.
+        Err(e) if typ == "mqueue" && e.raw_os_error() == Some(libc::EPERM) => {
+            sys::mount_path(
+                Some(Path::new("/dev/mqueue")),
+                &sys::fd_path(&target),
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .context(|| "bind /dev/mqueue".into())?;
+        }
+        Err(e) => {
+            return Err(Error::Sys {
+                context: format!("mount {typ} on {}", dest.display()),
+                source: e,
+            })
+        }
+    }
+    if !opts.propagation.is_empty() {
+        let top = sys::open_in_root(root, dest, OFlags::PATH).context(|| "reopen mount".into())?;
+        apply_propagation(&top, &opts)?;
+    }
+    Ok(())
+}
+
+fn apply_propagation(target: &OwnedFd, opts: &MountOptions) -> Result<()> {
+    for &p in &opts.propagation {
+        sys::mount_path(None, &sys::fd_path(target), None, p, None)
+            .context(|| "set mount propagation".into())?;
+    }
+    Ok(())
+}
+
+/// Makes `rootfs` the root with the pivot_root(".", ".") trick, which needs no
+/// directory inside the rootfs for the old root.
+pub fn pivot(rootfs: &Path) -> Result<()> {
+    std::env::set_current_dir(rootfs).context(|| format!("chdir {}", rootfs.display()))?;
+    sys::pivot_root(Path::new("."), Path::new(".")).context(|| "pivot_root".into())?;
+    // The old root now sits on top of the new one. Keep its unmount from
+    // reaching the host's mounts, then detach it.
+    sys::mount_path(
+        None,
+        Path::new("."),
+        None,
+        libc::MS_SLAVE | libc::MS_REC,
+        None,
+    )
+    .context(|| "make old root a slave".into())?;
+    sys::umount2(Path::new("."), libc::MNT_DETACH).context(|| "detach old root".into())?;
+    std::env::set_current_dir("/").context(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// For containers without a mount namespace, and `--no-pivot`.
+pub fn chroot(rootfs: &Path, moved: bool) -> Result<()> {
+    if moved {
+        // --no-pivot: move the rootfs mount over / so the old root is hidden.
+        std::env::set_current_dir(rootfs).context(|| format!("chdir {}", rootfs.display()))?;
+        sys::mount_path(Some(rootfs), Path::new("/"), None, libc::MS_MOVE, None)
+            .context(|| "move rootfs to /".into())?;
+        sys::chroot(Path::new(".")).context(|| "chroot".into())?;
+    } else {
+        sys::chroot(rootfs).context(|| format!("chroot {}", rootfs.display()))?;
+    }
+    std::env::set_current_dir("/").context(|| "chdir /".into())
+}
+
+pub fn make_root_readonly() -> Result<()> {
+    // By path, not descriptor: the container may have no /proc to name one.
+    let root = sys::open_dir(Path::new("/")).context(|| "open /".into())?;
+    sys::mount_path(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(&root),
+        None,
+    )
+    .context(|| "remount / read-only".into())
+}
