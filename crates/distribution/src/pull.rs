@@ -236,7 +236,8 @@ impl RegistryClient {
         stream::iter(jobs.into_iter().map(|(digest, size, chain_id, diff_id)| {
             let svc = svc.clone();
             async move {
-                if svc.snapshots.has_layer(&chain_id) && svc.content.exists(&digest) {
+                // A stored blob is enough: register() extracts it if its snapshot is missing.
+                if svc.content.exists(&digest) {
                     progress(Progress::AlreadyExists {
                         id: short_id(&digest),
                     });

@@ -224,14 +224,26 @@ impl ImageService {
 
     fn load_oci_index(&self, index: &oci_spec::image::ImageIndex) -> Result<Vec<ImageRecord>> {
         let mut out = Vec::new();
+        let host = Platform::host();
         for desc in index.manifests() {
+            // A multi-platform layout loads the entries this machine can run, as Docker does.
+            if let Some(p) = desc.platform() {
+                let p = Platform {
+                    os: p.os().to_string(),
+                    architecture: p.architecture().to_string(),
+                    variant: p.variant().clone(),
+                };
+                if !p.matches(&host) && !(p.os == host.os && p.architecture == host.architecture) {
+                    continue;
+                }
+            }
             let mut digest = Digest::from_oci(desc.digest())?;
             let mut index_digest = None;
             let data = self.content.read_blob(&digest, MAX_MANIFEST_SIZE)?;
             if let Manifest::Index(i, _) = Manifest::parse(&data, Some(desc.media_type().as_ref()))?
             {
                 index_digest = Some(digest.clone());
-                digest = Digest::from_oci(select_platform(&i, &Platform::host())?.digest())?;
+                digest = Digest::from_oci(select_platform(&i, &host)?.digest())?;
             }
             let annotations = desc.annotations().clone().unwrap_or_default();
             // A full name wins; a bare tag ("latest") names no repository.

@@ -17,6 +17,11 @@ use std::path::{Path, PathBuf};
 
 const RW_PREFIX: &str = "rw-";
 const LAYER_DIR: &str = "fs";
+const OVERLAY_FEATURES: [(&str, &str); 3] = [
+    ("redirect_dir", "off"),
+    ("index", "off"),
+    ("metacopy", "off"),
+];
 
 #[derive(Clone, Debug)]
 pub struct SnapshotStore {
@@ -209,6 +214,11 @@ impl OverlayMount {
             fsconfig_set_string(&fsfd, "lowerdir+", l)
                 .map_err(|e| fail(format!("lowerdir+ {}", l.display()), e))?;
         }
+        // Off explicitly: with redirects, index or metacopy, the upper dir would no longer
+        // hold every change, and diffs for commit/export would be wrong.
+        for (k, v) in OVERLAY_FEATURES {
+            fsconfig_set_string(&fsfd, k, v).map_err(|e| fail(format!("{k}={v}"), e))?;
+        }
         if let (Some(u), Some(w)) = (&self.upper, &self.work) {
             fsconfig_set_string(&fsfd, "upperdir", u)
                 .map_err(|e| fail(format!("upperdir {}", u.display()), e))?;
@@ -242,6 +252,9 @@ impl OverlayMount {
             .map(|p| p.display().to_string())
             .collect();
         let mut s = format!("lowerdir={}", lowers.join(":"));
+        for (k, v) in OVERLAY_FEATURES {
+            s.push_str(&format!(",{k}={v}"));
+        }
         if let (Some(u), Some(w)) = (&self.upper, &self.work) {
             s.push_str(&format!(
                 ",upperdir={},workdir={}",

@@ -264,8 +264,9 @@ impl ImageStore {
         img.repo_tags.retain(|t| *t != full);
         img.repo_digests.retain(|t| *t != full);
         let img = img.clone();
-        drop(st);
+        // Written under the lock, so the file and the map never disagree.
         self.persist(&img)?;
+        drop(st);
         Ok(img)
     }
 
@@ -346,8 +347,8 @@ impl ImageStore {
                 i.repo_tags.clear();
                 i.repo_digests.clear();
                 let i = i.clone();
-                drop(st);
                 self.persist(&i)?;
+                drop(st);
             }
             return Ok(out);
         }
