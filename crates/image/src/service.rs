@@ -233,7 +233,9 @@ impl ImageService {
                     architecture: p.architecture().to_string(),
                     variant: p.variant().clone(),
                 };
-                if !p.matches(&host) && !(p.os == host.os && p.architecture == host.architecture) {
+                let runnable =
+                    p.matches(&host) || (p.os == host.os && p.architecture == host.architecture);
+                if !runnable {
                     continue;
                 }
             }
