@@ -83,15 +83,13 @@ impl Layout {
         for line in text.lines() {
             let Some(m) = parse_line(line) else { continue };
             match m.fstype {
-                "cgroup2" => {
-                    // With several cgroup2 mounts (bind mounts into containers, a test mount) the
-                    // first one is the one systemd/the init system made; keep it.
-                    if unified.is_none() {
-                        unified = Some(V2Mount {
-                            mount_point: m.mount_point,
-                            root: m.root.to_string(),
-                        });
-                    }
+                // With several cgroup2 mounts (bind mounts into containers, a test mount) the
+                // first one is the one the init system made; keep it.
+                "cgroup2" if unified.is_none() => {
+                    unified = Some(V2Mount {
+                        mount_point: m.mount_point,
+                        root: m.root.to_string(),
+                    });
                 }
                 "cgroup" => {
                     let controllers: Vec<String> = m

@@ -160,16 +160,13 @@ fn expand_slice(slice: &str) -> Option<String> {
         return None;
     }
     let mut out = String::with_capacity(slice.len() * 2);
-    let mut prefix_end = 0;
     for (i, c) in base.char_indices() {
         if c == '-' {
             out.push('/');
             out.push_str(&base[..i]);
             out.push_str(".slice");
-            prefix_end = i;
         }
     }
-    let _ = prefix_end;
     out.push('/');
     out.push_str(slice);
     Some(out)

@@ -715,3 +715,30 @@ fn v1_stats() {
     let p: &Path = cg.v1_path("pids").unwrap();
     assert!(p.ends_with("pids/s"));
 }
+
+#[test]
+fn v2_oom_watcher_follows_memory_events() {
+    let t = Tree::new();
+    let layout = Layout::from_mountinfo(&t.v2_mountinfo()).unwrap();
+    t.dir(
+        "v2/o",
+        &["memory.events=low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"],
+    );
+    let cg = Cgroup::new(&layout, &ProcCgroups::parse(ROOT_PROCS), None, "o").unwrap();
+    let mut w = cg.oom_watcher().unwrap();
+    let events = t.p("v2/o/memory.events");
+    let writer = {
+        let events = events.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // A change that is not an OOM kill must not wake the caller.
+            fs::write(&events, "low 0\nhigh 1\nmax 0\noom 0\noom_kill 0\n").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            fs::write(&events, "low 0\nhigh 1\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        })
+    };
+    assert_eq!(w.wait().unwrap(), berth_cgroups::OomEvent::Oom);
+    writer.join().unwrap();
+    fs::remove_file(&events).unwrap();
+    assert_eq!(w.wait().unwrap(), berth_cgroups::OomEvent::Gone);
+}
