@@ -192,6 +192,23 @@ fn applies_every_entry_kind_with_metadata() {
 }
 
 #[test]
+fn blank_numeric_fields_read_as_zero_like_go() {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o640);
+    h.as_gnu_mut().unwrap().name[..4].copy_from_slice(b"file");
+    // uid and gid left all-NUL, as some writers do.
+    h.set_cksum();
+    b.append(&h, &b"hi"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    apply_layer(&tar[..], tmp.path()).unwrap();
+    let m = fs::metadata(tmp.path().join("file")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (0, 0, 0o640));
+}
+
+#[test]
 fn overlay_of_two_layers_honours_whiteouts_and_diff_reverses_them() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SnapshotStore::open(tmp.path()).unwrap();

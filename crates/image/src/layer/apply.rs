@@ -131,20 +131,32 @@ struct Applier {
     parent_cache: Option<(Vec<u8>, OwnedFd)>,
 }
 
+/// Go's archive/tar (so Docker) reads an all-blank numeric field as 0; some tar writers
+/// leave uid/gid/mode empty. Anything else unparseable is an error.
+fn blank(field: &[u8]) -> bool {
+    field.iter().all(|b| *b == 0 || *b == b' ')
+}
+
 fn mode_of(h: &tar::Header) -> Result<Mode> {
-    let m = h
-        .mode()
-        .map_err(|e| Error::InvalidLayer(format!("bad mode: {e}")))?;
+    let m = match h.mode() {
+        Ok(m) => m,
+        Err(_) if blank(&h.as_old().mode) => 0,
+        Err(e) => return Err(Error::InvalidLayer(format!("bad mode: {e}"))),
+    };
     Ok(Mode::from_raw_mode(m & 0o7777))
 }
 
 fn owner_of(h: &tar::Header, path: &[u8]) -> Result<(Uid, Gid)> {
-    let uid = h
-        .uid()
-        .map_err(|e| Error::InvalidLayer(format!("bad uid: {e}")))?;
-    let gid = h
-        .gid()
-        .map_err(|e| Error::InvalidLayer(format!("bad gid: {e}")))?;
+    let uid = match h.uid() {
+        Ok(u) => u,
+        Err(_) if blank(&h.as_old().uid) => 0,
+        Err(e) => return Err(Error::InvalidLayer(format!("bad uid: {e}"))),
+    };
+    let gid = match h.gid() {
+        Ok(g) => g,
+        Err(_) if blank(&h.as_old().gid) => 0,
+        Err(e) => return Err(Error::InvalidLayer(format!("bad gid: {e}"))),
+    };
     let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
         return Err(unsafe_path(path, "uid/gid out of range"));
     };
