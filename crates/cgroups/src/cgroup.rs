@@ -175,7 +175,12 @@ impl Cgroup {
     /// are enabled down to the parent. Existing directories are fine (runc joins them). On
     /// error, whatever was created is removed again.
     pub fn create(&mut self) -> Result<()> {
-        self.create_inner(None)
+        self.created.clear();
+        let res = self.create_dirs();
+        if res.is_err() {
+            self.undo_create();
+        }
+        res
     }
 
     /// [`Cgroup::create`] then [`Cgroup::apply`], validating first so that bad input fails
@@ -184,43 +189,22 @@ impl Cgroup {
     /// [`Cgroup::add_pid`] (or clone into [`Cgroup::open_dir`] on v2).
     pub fn create_with(&mut self, resources: &LinuxResources) -> Result<()> {
         v1::validate(resources)?;
-        self.create_inner(Some(resources))?;
-        if let Err(e) = self.apply(resources) {
+        self.check_cpuset_range(resources)?;
+        self.create()?;
+        if let Err(e) = self.apply_unchecked(resources) {
             self.undo_create();
             return Err(e);
         }
         Ok(())
     }
 
-    fn create_inner(&mut self, r: Option<&LinuxResources>) -> Result<()> {
-        self.created.clear();
-        let res = self.create_dirs(r);
-        if res.is_err() {
-            self.undo_create();
-        }
-        res
-    }
-
-    fn create_dirs(&mut self, r: Option<&LinuxResources>) -> Result<()> {
-        let want_cpus = r
-            .and_then(|r| r.cpu().as_ref())
-            .and_then(|c| c.cpus().as_deref())
-            .filter(|s| !s.is_empty());
-        let want_mems = r
-            .and_then(|r| r.cpu().as_ref())
-            .and_then(|c| c.mems().as_deref())
-            .filter(|s| !s.is_empty());
+    fn create_dirs(&mut self) -> Result<()> {
         for i in 0..self.v1.len() {
-            let d = self.v1[i].clone();
-            let is_cpuset = d.controllers.iter().any(|c| c == "cpuset");
-            // Validate the requested CPUs against the parent before creating anything here.
-            if is_cpuset && (want_cpus.is_some() || want_mems.is_some()) {
-                let (cpus, mems, _) = nearest_cpuset(&d.mount_point, &d.path)?;
-                check_requested(&cpus, &mems, want_cpus, want_mems)?;
-            }
+            let d = &self.v1[i];
             let created = fsutil::mkdir_all(&d.mount_point, &d.path)?;
             self.created.extend(created.iter().cloned());
-            if is_cpuset {
+            let d = &self.v1[i];
+            if d.controllers.iter().any(|c| c == "cpuset") {
                 if let Some(top) = created.first() {
                     let (cpus, mems, mut fill) = nearest_cpuset(&d.mount_point, top)?;
                     fill.extend(created);
@@ -232,10 +216,53 @@ impl Cgroup {
                 }
             }
         }
-        if let (Some(dir), Some(mount)) = (self.unified.clone(), self.unified_mount.clone()) {
-            if self.mode == Mode::Unified && (want_cpus.is_some() || want_mems.is_some()) {
-                if let Some(parent) = dir.parent() {
+        if let (Some(dir), Some(mount)) = (self.unified.as_deref(), self.unified_mount.as_deref()) {
+            let created = fsutil::mkdir_all(mount, dir)?;
+            self.created.extend(created);
+            if self.mode == Mode::Unified {
+                v2::enable_controllers(mount, dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Requested cpus/mems must be within the parent's, or the kernel refuses them with a bare
+    /// EINVAL; check first to name the field and the offending CPU. Reads only when the
+    /// resources ask for a cpuset.
+    fn check_cpuset_range(&self, r: &LinuxResources) -> Result<()> {
+        let cpu = r.cpu().as_ref();
+        let want_cpus = cpu
+            .and_then(|c| c.cpus().as_deref())
+            .filter(|s| !s.is_empty());
+        let want_mems = cpu
+            .and_then(|c| c.mems().as_deref())
+            .filter(|s| !s.is_empty());
+        if want_cpus.is_none() && want_mems.is_none() {
+            return Ok(());
+        }
+        match self.mode {
+            Mode::Legacy | Mode::Hybrid => {
+                if let Some(d) = self
+                    .v1
+                    .iter()
+                    .find(|d| d.controllers.iter().any(|c| c == "cpuset"))
+                {
+                    let (cpus, mems, _) = nearest_cpuset(&d.mount_point, &d.path)?;
+                    check_requested(&cpus, &mems, want_cpus, want_mems)?;
+                }
+            }
+            Mode::Unified => {
+                // The nearest existing ancestor: the leaf may not exist yet.
+                let mut cur = self.unified.as_deref().and_then(Path::parent);
+                while let Some(c) = cur {
+                    if c.exists() {
+                        break;
+                    }
+                    cur = c.parent();
+                }
+                if let Some(parent) = cur {
                     let pd = CgDir::open(parent)?;
+                    // Absent on a hierarchy without the cpuset controller; apply reports that.
                     if let (Some(c), Ok(have)) =
                         (want_cpus, pd.read_string("cpuset.cpus.effective"))
                     {
@@ -247,11 +274,6 @@ impl Cgroup {
                         check_subset(F_CPU_MEMS, m, &have)?;
                     }
                 }
-            }
-            let created = fsutil::mkdir_all(&mount, &dir)?;
-            self.created.extend(created);
-            if self.mode == Mode::Unified {
-                v2::enable_controllers(&mount, &dir)?;
             }
         }
         Ok(())
@@ -266,6 +288,11 @@ impl Cgroup {
     /// Writes the limits. Also the implementation of `update`: only the fields present are
     /// written. Devices go to devices.allow/deny on v1 and to a BPF program on v2.
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        self.check_cpuset_range(r)?;
+        self.apply_unchecked(r)
+    }
+
+    fn apply_unchecked(&self, r: &LinuxResources) -> Result<()> {
         match self.mode {
             Mode::Legacy | Mode::Hybrid => v1::apply(self, r),
             Mode::Unified => {

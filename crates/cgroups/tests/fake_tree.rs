@@ -742,3 +742,43 @@ fn v2_oom_watcher_follows_memory_events() {
     fs::remove_file(&events).unwrap();
     assert_eq!(w.wait().unwrap(), berth_cgroups::OomEvent::Gone);
 }
+
+#[test]
+fn v2_cpuset_checked_against_parent_effective() {
+    let t = Tree::new();
+    let layout = Layout::from_mountinfo(&t.v2_mountinfo()).unwrap();
+    t.dir(
+        "v2",
+        &[
+            "cgroup.controllers=cpuset\n",
+            "cgroup.subtree_control",
+            "cpuset.cpus.effective=0-7\n",
+            "cpuset.mems.effective=0\n",
+        ],
+    );
+    let mut cg = Cgroup::new(&layout, &ProcCgroups::parse(ROOT_PROCS), Some("/p/q"), "q").unwrap();
+    let e = cg
+        .create_with(&res(json!({"cpu": {"cpus": "6-8"}})))
+        .unwrap_err();
+    match e {
+        Error::InvalidResource { field, reason } => {
+            assert_eq!(field, "linux.resources.cpu.cpus");
+            assert!(reason.starts_with("8 is not in"), "{reason}");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert!(!t.p("v2/p").exists());
+    let e = cg
+        .create_with(&res(json!({"cpu": {"mems": "1"}})))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidResource {
+                field: "linux.resources.cpu.mems",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}

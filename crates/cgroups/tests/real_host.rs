@@ -181,6 +181,20 @@ fn v1_lifecycle_with_limits() {
     }
     assert_eq!(cg.pids().unwrap(), vec![pid]);
 
+    // Update with CPUs the parent lacks: typed error, nothing written.
+    let e = cg
+        .apply(&res(json!({"cpu": {"cpus": "0-1023"}})))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            berth_cgroups::Error::InvalidResource {
+                field: "linux.resources.cpu.cpus",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // Update: only the given field changes.
     cg.apply(&res(json!({"pids": {"limit": 16}}))).unwrap();
     if let Some(p) = cg.v1_path("pids") {
