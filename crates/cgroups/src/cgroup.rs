@@ -217,8 +217,19 @@ impl Cgroup {
             }
         }
         if let (Some(dir), Some(mount)) = (self.unified.as_deref(), self.unified_mount.as_deref()) {
-            let created = fsutil::mkdir_all(mount, dir)?;
-            self.created.extend(created);
+            match fsutil::mkdir_all(mount, dir) {
+                Ok(created) => self.created.extend(created),
+                // In hybrid mode the cgroup2 directory is a convenience (cgroup.kill,
+                // CLONE_INTO_CGROUP) holding no limits; a read-only or foreign-owned cgroup2
+                // mount, as inside some containers, must not stop the container.
+                Err(e) if self.mode == Mode::Hybrid => {
+                    tracing::warn!(error = %e, "not using the cgroup2 hierarchy in hybrid mode");
+                    self.unified = None;
+                    self.unified_mount = None;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
             if self.mode == Mode::Unified {
                 v2::enable_controllers(mount, dir)?;
             }
@@ -595,4 +606,20 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fs_path_strips_the_mount_root() {
+        let m = Path::new("/sys/fs/cgroup/memory");
+        assert_eq!(fs_path(m, "/", "/a/b"), m.join("a/b"));
+        // A bind mount of /docker/x at the mount point: paths below it are reachable.
+        assert_eq!(fs_path(m, "/docker/x", "/docker/x/c"), m.join("c"));
+        assert_eq!(fs_path(m, "/docker/x", "/docker/x"), m.to_path_buf());
+        // "/docker/xy" is not below "/docker/x".
+        assert_eq!(fs_path(m, "/docker/x", "/docker/xy"), m.join("docker/xy"));
+    }
 }

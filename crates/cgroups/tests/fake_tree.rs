@@ -782,3 +782,19 @@ fn v2_cpuset_checked_against_parent_effective() {
         "{e}"
     );
 }
+
+#[test]
+fn hybrid_survives_unusable_cgroup2_mount() {
+    let t = Tree::new();
+    let mi = t.v1_mountinfo(&["pids"], true);
+    let layout = Layout::from_mountinfo(&mi).unwrap();
+    // Something that refuses mkdir below it (a read-only mount in a container, say).
+    fs::remove_dir(t.p("unified")).unwrap();
+    fs::write(t.p("unified"), "").unwrap();
+    t.dir("v1/pids/h", &["pids.max", "cgroup.procs"]);
+    let mut cg = Cgroup::new(&layout, &ProcCgroups::parse(ROOT_PROCS), None, "h").unwrap();
+    cg.create_with(&res(json!({"pids": {"limit": 5}}))).unwrap();
+    assert_eq!(cg.unified_path(), None);
+    assert_eq!(t.written("v1/pids/h"), map(&[("pids.max", "5")]));
+    cg.add_pid(9).unwrap();
+}
