@@ -73,6 +73,22 @@ impl Cgroup {
         Self::new(&layout, &own, cgroups_path, container_id)
     }
 
+    /// [`Cgroup::for_container`] with `linux.cgroupsPath` taken from the spec.
+    pub fn for_spec(
+        linux: Option<&oci_spec::runtime::Linux>,
+        container_id: &str,
+    ) -> Result<Cgroup> {
+        let p = linux.and_then(|l| l.cgroups_path().as_deref());
+        let s = match p {
+            Some(p) => Some(p.to_str().ok_or_else(|| Error::InvalidPath {
+                path: p.to_string_lossy().into_owned(),
+                reason: "not UTF-8",
+            })?),
+            None => None,
+        };
+        Self::for_container(s, container_id)
+    }
+
     /// As [`Cgroup::for_container`], with the layout and our own cgroups given.
     pub fn new(
         layout: &Layout,

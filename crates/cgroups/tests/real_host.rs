@@ -544,3 +544,23 @@ fn v2_companion_bpf_devices_freeze_kill_clone_into() {
     cg.delete().unwrap();
     assert!(!dir.exists());
 }
+
+#[test]
+fn for_spec_defaults_to_container_id() {
+    let Some(_) = v1_layout() else { return };
+    let id = unique("spec");
+    let cg = Cgroup::for_spec(None, &id).unwrap();
+    assert_eq!(
+        cg.v1_path("memory").unwrap(),
+        Path::new("/sys/fs/cgroup/memory").join(&id)
+    );
+    let linux: oci_spec::runtime::Linux =
+        serde_json::from_value(json!({"cgroupsPath": "/berth/x"})).unwrap();
+    let cg = Cgroup::for_spec(Some(&linux), &id).unwrap();
+    assert_eq!(
+        cg.v1_path("pids").unwrap(),
+        Path::new("/sys/fs/cgroup/pids/berth/x")
+    );
+    // Nothing was created by planning.
+    assert!(!Path::new("/sys/fs/cgroup/memory").join(&id).exists());
+}
