@@ -175,7 +175,8 @@ impl DeviceRule {
     }
 }
 
-pub(crate) fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
+/// Validates `linux.resources.devices` into rules for [`crate::devices_bpf::program`].
+pub fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
     let mut out = Vec::with_capacity(list.len());
     for d in list {
         let typ = match d.typ() {
