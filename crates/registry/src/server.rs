@@ -198,7 +198,9 @@ async fn accept_loop(
         let svc = TowerToHyperService::new(service.clone());
         let acceptor = acceptor.clone();
         conns.spawn(async move {
-            let builder = hyper::server::conn::http1::Builder::new();
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // Small read buffers keep memory flat with many uploads streaming at once.
+            builder.max_buf_size(128 * 1024);
             let result = match acceptor {
                 Some(acc) => match acc.accept(stream).await {
                     Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
