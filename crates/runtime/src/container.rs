@@ -129,7 +129,6 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
-    let state_json = serde_json::to_vec(&state.to_oci_json(Status::Creating)).unwrap_or_default();
     let args = InitArgs {
         spec: &spec,
         rootfs: &rootfs,
@@ -149,7 +148,6 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         parent_hooks,
         cgroup_paths: &cgroup_paths,
         preserve_fds: opts.preserve_fds,
-        state_json,
     };
 
     let pid = spawn_init(&plan, args, &parent_sock)?;
@@ -166,7 +164,11 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     }
     state.pid = pid;
     state.pid_start_time = crate::state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
-    init::send(&parent_sock, &[msg::GO]).context(|| "release init".into())?;
+    // Init's hooks get the state with its pid, which only we know.
+    let mut go = vec![msg::GO];
+    serde_json::to_writer(&mut go, &state.to_oci_json(Status::Creating))
+        .map_err(|e| Error::Init(e.to_string()))?;
+    init::send(&parent_sock, &go).context(|| "release init".into())?;
 
     let mut buf = vec![0u8; 8192];
     loop {

@@ -45,7 +45,6 @@ pub struct InitArgs<'a> {
     pub parent_hooks: bool,
     pub cgroup_paths: &'a [PathBuf],
     pub preserve_fds: u32,
-    pub state_json: Vec<u8>,
 }
 
 pub fn send(sync: &OwnedFd, data: &[u8]) -> std::io::Result<()> {
@@ -66,10 +65,15 @@ pub fn recv(sync: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
-fn expect(sync: &OwnedFd, want: u8) -> Result<()> {
-    let mut b = [0u8; 1];
+/// Waits for message `want`; returns what follows its tag.
+fn expect(sync: &OwnedFd, want: u8) -> Vec<u8> {
+    let mut b = vec![0u8; 64 * 1024];
     match recv(sync, &mut b) {
-        Ok(1) if b[0] == want => Ok(()),
+        Ok(n) if n >= 1 && b[0] == want => {
+            b.truncate(n);
+            b.remove(0);
+            b
+        }
         // The parent went away: nobody will start us.
         _ => std::process::exit(1),
     }
@@ -78,8 +82,8 @@ fn expect(sync: &OwnedFd, want: u8) -> Result<()> {
 /// Runs init to the point of execve. Never returns.
 pub fn run(a: InitArgs) -> ! {
     match setup(&a) {
-        Ok(exec) => {
-            exec_after_start(&a, exec);
+        Ok((exec, state_json)) => {
+            exec_after_start(&a, exec, &state_json);
         }
         Err(e) => {
             let mut m = vec![msg::ERROR];
@@ -96,12 +100,14 @@ struct Exec {
     env: Vec<CString>,
 }
 
-fn setup(a: &InitArgs) -> Result<Exec> {
+/// Returns what to exec and the container state (from the parent) that
+/// hooks receive.
+fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
     // Nothing in the container may open our /proc/PID/exe or ptrace us
     // before execve replaces this binary (CVE-2019-5736).
     sys::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
     unblock_signals();
-    expect(a.sync, msg::GO)?;
+    let state_json = expect(a.sync, msg::GO);
 
     let spec = a.spec;
     let process = spec
@@ -142,7 +148,7 @@ fn setup(a: &InitArgs) -> Result<Exec> {
         set_sysctls(spec)?;
         rootfs::restrict_paths(spec, &root)?;
         drop(root);
-        pre_pivot_hooks(a)?;
+        pre_pivot_hooks(a, &state_json)?;
         if a.no_pivot {
             rootfs::chroot(a.rootfs, true)?;
         } else {
@@ -158,7 +164,7 @@ fn setup(a: &InitArgs) -> Result<Exec> {
         }
     } else {
         set_sysctls(spec)?;
-        pre_pivot_hooks(a)?;
+        pre_pivot_hooks(a, &state_json)?;
         rootfs::chroot(a.rootfs, false)?;
     }
 
@@ -213,7 +219,7 @@ fn setup(a: &InitArgs) -> Result<Exec> {
     }
 
     send(a.sync, &[msg::READY]).context(|| "report ready".into())?;
-    Ok(exec)
+    Ok((exec, state_json))
 }
 
 /// A leaked descriptor used as cwd would put the process outside its root
@@ -229,16 +235,16 @@ fn check_cwd_inside() -> Result<()> {
     Ok(())
 }
 
-fn pre_pivot_hooks(a: &InitArgs) -> Result<()> {
+fn pre_pivot_hooks(a: &InitArgs, state_json: &[u8]) -> Result<()> {
     if a.parent_hooks {
         send(a.sync, &[msg::HOOKS]).context(|| "request hooks".into())?;
-        expect(a.sync, msg::HOOKS_DONE)?;
+        expect(a.sync, msg::HOOKS_DONE);
     }
     let hooks = a.spec.hooks().as_ref();
     hooks::run_all(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),
-        &a.state_json,
+        state_json,
     )
 }
 
@@ -350,7 +356,7 @@ fn unblock_signals() {
 }
 
 /// Blocks until `start` writes to the exec fifo, then execs.
-fn exec_after_start(a: &InitArgs, exec: Exec) -> ! {
+fn exec_after_start(a: &InitArgs, exec: Exec, state_json: &[u8]) -> ! {
     let mut fifo = std::fs::File::from(match a.exec_fifo.try_clone() {
         Ok(f) => f,
         Err(_) => std::process::exit(1),
@@ -369,7 +375,7 @@ fn exec_after_start(a: &InitArgs, exec: Exec) -> ! {
     if let Err(e) = hooks::run_all(
         "startContainer",
         hooks.and_then(|h| h.start_container().as_ref()),
-        &a.state_json,
+        state_json,
     ) {
         let _ = writeln!(std::io::stderr(), "berth-runtime: {e}");
         std::process::exit(1);

@@ -1,14 +1,16 @@
 //! Resolving and creating paths inside the container's rootfs without ever
-//! leaving it: every lookup goes through openat2(RESOLVE_IN_ROOT), and every
-//! creation happens relative to a directory descriptor obtained that way.
+//! leaving it. Lookups go through openat2(RESOLVE_IN_ROOT); creation walks the
+//! path one component at a time relative to directory descriptors, following
+//! symlinks (dangling ones included) as if the rootfs were `/`.
 
-use std::ffi::CString;
+use std::collections::VecDeque;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::sys;
 
@@ -19,68 +21,95 @@ pub enum Kind {
     File,
 }
 
-/// Opens `path` inside `root` with O_PATH, creating missing components
-/// (directories, and the last one as `last`). Symlinks met on the way are
-/// followed as if `root` were `/`.
-pub fn ensure_in_root(root: &OwnedFd, path: &Path, last: Kind) -> io::Result<OwnedFd> {
-    let comps: Vec<&std::ffi::OsStr> = path
+/// The kernel's own limit on symlinks in one lookup.
+const MAX_LINKS: u32 = 40;
+
+fn push_components(queue: &mut VecDeque<OsString>, path: &Path, front: bool) {
+    let comps: Vec<OsString> = path
         .components()
         .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
             _ => None,
         })
         .collect();
-    if path.components().any(|c| c == Component::ParentDir) {
-        // `..` would be clamped at the root by RESOLVE_IN_ROOT anyway, but a
-        // destination that needs it is a mistake worth refusing.
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} contains '..'", path.display()),
-        ));
+    if front {
+        for c in comps.into_iter().rev() {
+            queue.push_front(c);
+        }
+    } else {
+        queue.extend(comps);
     }
+}
+
+/// Opens `path` inside `root` with O_PATH, creating missing components
+/// (directories, and the last one as `last`).
+pub fn ensure_in_root(root: &OwnedFd, path: &Path, last: Kind) -> io::Result<OwnedFd> {
     match sys::open_in_root(root, path, OFlags::PATH) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut parent = rustix::io::dup(root)?;
-    let mut sofar = PathBuf::from("/");
-    for (i, name) in comps.iter().enumerate() {
-        sofar.push(name);
-        match sys::open_in_root(root, &sofar, OFlags::PATH) {
-            Ok(fd) => {
-                parent = fd;
+    let mut pending = VecDeque::new();
+    push_components(&mut pending, path, false);
+    let mut cur = rustix::io::dup(root)?;
+    let mut cur_path = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            cur_path.pop();
+            cur = sys::open_in_root(root, &cur_path, OFlags::PATH)?;
+            continue;
+        }
+        let is_last = pending.is_empty();
+        match rustix::fs::statat(&cur, &name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = rustix::fs::readlinkat(&cur, &name, Vec::new())?;
+                let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                if target.is_absolute() {
+                    cur_path = PathBuf::from("/");
+                    cur = rustix::io::dup(root)?;
+                }
+                push_components(&mut pending, &target, true);
                 continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let is_last = i + 1 == comps.len();
-        // `parent` may be an O_PATH descriptor; the *at calls accept it as a
-        // directory.
-        if is_last && last == Kind::File {
-            let fd = rustix::fs::openat(
-                &parent,
-                *name,
-                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::from_raw_mode(0o644),
-            )?;
-            drop(fd);
-        } else {
-            match rustix::fs::mkdirat(&parent, *name, Mode::from_raw_mode(0o755)) {
-                Ok(()) => {}
-                Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::NOENT) => {
+                if is_last && last == Kind::File {
+                    drop(rustix::fs::openat(
+                        &cur,
+                        &name,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::CLOEXEC
+                            | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    )?);
+                } else {
+                    match rustix::fs::mkdirat(&cur, &name, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
+            Err(e) => return Err(e.into()),
         }
-        parent = rustix::fs::openat(
-            &parent,
-            *name,
+        // NOFOLLOW: if something swapped a symlink in since we looked, this
+        // fails rather than following it.
+        cur = rustix::fs::openat(
+            &cur,
+            &name,
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        cur_path.push(&name);
     }
-    Ok(parent)
+    Ok(cur)
 }
 
 /// Opens the directory containing `path` inside `root`, creating it, and
@@ -108,8 +137,6 @@ pub fn parent_in_root(root: &OwnedFd, path: &Path) -> io::Result<(OwnedFd, CStri
 
 pub fn is_dir(fd: &impl AsFd) -> bool {
     rustix::fs::fstat(fd)
-        .map(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-        })
+        .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
         .unwrap_or(false)
 }

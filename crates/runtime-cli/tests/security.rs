@@ -1,0 +1,123 @@
+//! Known runc/Docker CVEs as test cases.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+use serde_json::json;
+
+/// CVE-2024-21626: no descriptor of the runtime reaches the container, so
+/// neither the process nor a crafted cwd can reach the host through one.
+#[test]
+fn no_runtime_descriptor_leaks_into_the_container() {
+    let env = Env::new();
+    // /proc/self/fd of `ls` itself: 0-2 plus the directory it is reading.
+    let b = env.bundle(&["ls", "/proc/self/fd"]);
+    let out = env.run_ok(&b, "fds");
+    let fds: Vec<u32> = out
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert_eq!(fds, vec![0, 1, 2, 3], "unexpected descriptors {fds:?}");
+
+    for n in 3..12 {
+        let mut b = env.bundle(&["sh", "-c", "pwd; ls ../../../ 2>&1 | head -3"]);
+        b.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        let (code, out, _err) = env.run(&b, "cwdfd");
+        if code == 0 {
+            assert!(
+                out.starts_with('/') && !out.contains("(unreachable)"),
+                "fd {n}: cwd {out}"
+            );
+            assert!(!out.contains("work"), "fd {n}: reached the host: {out}");
+        }
+    }
+}
+
+/// CVE-2019-5736: what /proc/PID/exe of the waiting init names is a sealed
+/// copy; writing through it cannot touch the berth-runtime on disk.
+#[test]
+fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
+    let env = Env::new();
+    let b = env.bundle(&["true"]);
+    let id = env.id("exe");
+    env.create(&b, &id);
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:"),
+        "init runs from {}",
+        exe.display()
+    );
+    let before = std::fs::read(BIN).unwrap();
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"));
+    if let Ok(mut f) = w {
+        assert!(
+            f.write_all(b"#!/bin/sh\necho pwned\n").is_err(),
+            "write to sealed exe succeeded"
+        );
+    }
+    assert_eq!(
+        std::fs::read(BIN).unwrap(),
+        before,
+        "runtime binary changed"
+    );
+    // And a process that re-executes /proc/self/exe runs the sealed copy.
+    let b2 = env.bundle(&["/proc/self/exe", "--version"]);
+    let (_, out, _) = env.run(&b2, "selfexe");
+    assert!(!out.contains("pwned"));
+    assert_eq!(std::fs::read(BIN).unwrap(), before);
+}
+
+/// Mount destinations are resolved inside the rootfs: an absolute symlink
+/// in the image cannot redirect a mount onto the host.
+#[test]
+fn mount_through_symlink_stays_inside_rootfs() {
+    let env = Env::new();
+    let victim = env.dir.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "grep ' /evil ' /proc/self/mounts | wc -l; ls -d /host-victim-target",
+    ]);
+    std::os::unix::fs::symlink(&victim, b.rootfs().join("evil")).unwrap();
+    b.config["root"]["readonly"] = json!(false);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"}));
+    let (code, out, err) = env.run(&b, "symlink");
+    assert_eq!(code, 1, "{out} {err}");
+    // The mount landed at the symlink's target *inside* the rootfs.
+    let inside = b.rootfs().join(victim.strip_prefix("/").unwrap());
+    assert!(inside.exists(), "mount point not created inside the rootfs");
+    assert!(
+        host_mounts_under(&victim).is_empty(),
+        "mount escaped to the host"
+    );
+}
+
+/// Masking replaces what it masks with the host's real /dev/null even when
+/// the image ships its own /dev/null as a symlink (CVE-2025-31133 family).
+#[test]
+fn masked_file_uses_real_dev_null() {
+    let env = Env::new();
+    let mut b = env.bundle(&["sh", "-c", "stat -c '%t:%T' /proc/timer_list"]);
+    // No /dev tmpfs: the image's /dev is used, with a hostile symlink.
+    b.config["mounts"].as_array_mut().unwrap().retain(|m| {
+        m["destination"] != "/dev"
+            && m["destination"] != "/dev/pts"
+            && m["destination"] != "/dev/shm"
+            && m["destination"] != "/dev/mqueue"
+    });
+    b.config["root"]["readonly"] = json!(false);
+    std::fs::create_dir_all(b.rootfs().join("dev")).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", b.rootfs().join("dev/null"))
+        .unwrap();
+    let out = env.run_ok(&b, "devnull");
+    assert_eq!(out.trim(), "1:3");
+}
