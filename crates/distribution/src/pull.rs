@@ -9,14 +9,14 @@ use berth_image::config::chain_ids;
 use berth_image::manifest::{
     select_platform, Manifest, ACCEPTED_MEDIA_TYPES, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
 };
-use berth_image::store::{BlobWriter, ImageRecord};
+use berth_image::store::ImageRecord;
 use berth_image::{Digest, ImageConfig, ImageService, Reference};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use http::header::{ACCEPT, RANGE};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 /// Reads what the download task sends, for the blocking extractor.
@@ -37,20 +37,6 @@ impl Read for ChannelReader {
         let n = buf.len().min(self.cur.len());
         buf[..n].copy_from_slice(&self.cur[..n]);
         let _ = self.cur.split_to(n);
-        Ok(n)
-    }
-}
-
-/// Stores every byte the extractor reads into the content store as well.
-struct Tee {
-    inner: ChannelReader,
-    out: BlobWriter,
-}
-
-impl Read for Tee {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
         Ok(n)
     }
 }
@@ -292,30 +278,34 @@ impl RegistryClient {
         progress: ProgressFn<'_>,
     ) -> Result<()> {
         let id = short_id(digest);
+        // Two consumers of every chunk, on two threads: the extractor (gunzip, diffID, files)
+        // and the blob writer (digest, content store), so they use two cores.
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(64);
+        let (tx_blob, rx_blob) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(64);
         let extractor = {
-            let (svc, digest, chain_id, diff_id) = (
-                svc.clone(),
-                digest.clone(),
-                chain_id.clone(),
-                diff_id.clone(),
-            );
+            let (svc, chain_id, diff_id) = (svc.clone(), chain_id.clone(), diff_id.clone());
             tokio::task::spawn_blocking(move || -> berth_image::Result<()> {
-                let out = svc.content.writer(digest.algorithm())?;
-                let mut tee = Tee {
-                    inner: ChannelReader {
-                        rx,
-                        cur: Bytes::new(),
-                    },
-                    out,
+                let reader = ChannelReader {
+                    rx,
+                    cur: Bytes::new(),
                 };
-                svc.snapshots.apply(&chain_id, Some(&diff_id), &mut tee)?;
-                if let Err(e) = tee.out.commit(Some(&digest), Some(size)) {
-                    // The snapshot matched its diffID, but the blob is not what the
-                    // manifest names: keep neither.
-                    let _ = svc.snapshots.remove_layer(&chain_id);
-                    return Err(e);
-                }
+                svc.snapshots.apply(&chain_id, Some(&diff_id), reader)?;
+                Ok(())
+            })
+        };
+        let blob_writer = {
+            let (svc, digest) = (svc.clone(), digest.clone());
+            tokio::task::spawn_blocking(move || -> berth_image::Result<()> {
+                let mut out = svc.content.writer(digest.algorithm())?;
+                let mut input = ChannelReader {
+                    rx: rx_blob,
+                    cur: Bytes::new(),
+                };
+                io::copy(&mut input, &mut out).map_err(|e| berth_image::Error::Io {
+                    context: format!("store blob {digest}"),
+                    source: e,
+                })?;
+                out.commit(Some(&digest), Some(size))?;
                 Ok(())
             })
         };
@@ -377,7 +367,8 @@ impl RegistryClient {
                                     continue;
                                 }
                                 received += data.len() as u64;
-                                if tx.send(Ok(data)).await.is_err() {
+                                let to_blob = tx_blob.send(Ok(data.clone())).await;
+                                if to_blob.is_err() || tx.send(Ok(data)).await.is_err() {
                                     // The extractor stopped: its error says why.
                                     break 'attempts false;
                                 }
@@ -405,8 +396,12 @@ impl RegistryClient {
                 let _ = tx
                     .send(Err(io::Error::other(format!("download failed: {failure}"))))
                     .await;
-                drop(tx);
+                let _ = tx_blob
+                    .send(Err(io::Error::other(format!("download failed: {failure}"))))
+                    .await;
+                drop((tx, tx_blob));
                 let _ = extractor.await;
+                let _ = blob_writer.await;
                 return Err(Error::DownloadFailed {
                     digest: digest.to_string(),
                     attempts: attempt,
@@ -421,11 +416,17 @@ impl RegistryClient {
             tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
         };
         let _ = fed;
-        drop(tx);
-        extractor
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?
-            .map_err(Error::from)?;
+        drop((tx, tx_blob));
+        let extracted = extractor.await.map_err(|e| Error::Task(e.to_string()))?;
+        let stored = blob_writer.await.map_err(|e| Error::Task(e.to_string()))?;
+        if let Err(e) = stored {
+            // The snapshot matched its diffID, but the blob is not what the manifest names:
+            // keep neither.
+            let _ = svc.snapshots.remove_layer(chain_id);
+            extracted?;
+            return Err(e.into());
+        }
+        extracted?;
         progress(Progress::PullComplete { id });
         Ok(())
     }
