@@ -12,7 +12,8 @@ use crate::error::{Context, Error, Result};
 use crate::init::{self, msg, InitArgs};
 use crate::namespaces::{self, Plan};
 use crate::state::{Root, State, Status, EXEC_FIFO};
-use crate::{cgroups, console, hooks, spec, sys, util};
+use crate::{console, hooks, spec, sys, util};
+use berth_cgroups::Cgroup;
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -29,7 +30,7 @@ pub struct CreateOptions {
 struct CreateGuard<'a> {
     dir: &'a Path,
     pid: i32,
-    cgroup_paths: Vec<PathBuf>,
+    cgroup: Option<Cgroup>,
     armed: bool,
 }
 
@@ -42,7 +43,10 @@ impl Drop for CreateGuard<'_> {
             let _ = sys::kill(self.pid, libc::SIGKILL);
             let _ = sys::waitpid(self.pid, 0);
         }
-        cgroups::remove(&self.cgroup_paths);
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all();
+            let _ = cg.delete();
+        }
         let _ = std::fs::remove_dir_all(self.dir);
     }
 }
@@ -89,7 +93,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     let mut guard = CreateGuard {
         dir: &dir,
         pid: 0,
-        cgroup_paths: Vec::new(),
+        cgroup: None,
         armed: true,
     };
     let mut state = State {
@@ -103,8 +107,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         status: Status::Creating,
         annotations: spec.annotations().clone().unwrap_or_default(),
         hooks: spec.hooks().clone(),
-        cgroup_paths: Vec::new(),
-        owns_cgroup: true,
+        cgroup: None,
     };
     root.save(&state)?;
 
@@ -119,9 +122,19 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         .context(|| "open exec fifo".into())?
         .into();
 
-    let cgroup_paths = cgroups::create(&cgroups::inner_path(&spec, &opts.id))?;
-    guard.cgroup_paths = cgroup_paths.clone();
-    state.cgroup_paths = cgroup_paths.clone();
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => {
+            let cache = berth_seccomp::FilterCache::new(root.path.join(".seccomp"));
+            Some(cache.get_or_compile(profile)?.0)
+        }
+        None => None,
+    };
+
+    let mut cg = Cgroup::for_spec(spec.linux().as_ref(), &opts.id)?;
+    cg.create_with(&cgroup_resources(&spec))?;
+    guard.cgroup = Some(cg.clone());
+    state.cgroup = Some(cg.clone());
+    let cgroup_paths: Vec<PathBuf> = cg.paths().into_iter().map(|(_, p)| p).collect();
 
     let (parent_sock, child_sock) = sys::seqpacket_pair().context(|| "socketpair".into())?;
     let hooks = spec.hooks().as_ref();
@@ -148,6 +161,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         parent_hooks,
         cgroup_paths: &cgroup_paths,
         preserve_fds: opts.preserve_fds,
+        seccomp: seccomp.as_ref(),
     };
 
     let pid = spawn_init(&plan, args, &parent_sock)?;
@@ -157,7 +171,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     if plan.new_userns() {
         namespaces::write_id_maps(&spec, pid)?;
     }
-    cgroups::join(&cgroup_paths, pid)?;
+    cg.add_pid(pid)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .context(|| "set oom_score_adj".into())?;
@@ -172,6 +186,12 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
 
     let mut buf = vec![0u8; 8192];
     loop {
+        // A seccomp listener descriptor must be read with its control
+        // message; everything else is plain.
+        if init::peek(&parent_sock).context(|| "read from init".into())? == Some(msg::SECCOMP_FD) {
+            forward_seccomp_listener(&spec, &state, &parent_sock)?;
+            continue;
+        }
         let n = init::recv(&parent_sock, &mut buf).context(|| "read from init".into())?;
         if n == 0 {
             return Err(Error::Init("init exited during set-up".into()));
@@ -210,6 +230,55 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     }
     guard.armed = false;
     Ok(state)
+}
+
+/// The spec's device rules plus the allow rules for the devices every
+/// container gets and those it lists, as runc builds them.
+fn cgroup_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let linux = spec.linux().as_ref();
+    let mut res = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let mut rules = res.devices().clone().unwrap_or_default();
+    rules.extend(berth_cgroups::default_device_rules());
+    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+        let typ = match d.typ() {
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            LinuxDeviceType::P => LinuxDeviceType::P,
+            _ => LinuxDeviceType::C,
+        };
+        if let Ok(rule) = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(typ)
+            .major(d.major())
+            .minor(d.minor())
+            .access("rwm")
+            .build()
+        {
+            rules.push(rule);
+        }
+    }
+    res.set_devices(Some(rules));
+    res
+}
+
+/// Init installed a filter with a user notification listener: hand the
+/// descriptor to the agent at `listenerPath` with the container's state.
+fn forward_seccomp_listener(spec: &Spec, state: &State, sock: &OwnedFd) -> Result<()> {
+    use std::os::fd::AsFd;
+    let fd = berth_seccomp::recv_fd(sock.as_fd())?;
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    let Some(path) = seccomp.listener_path() else {
+        return Ok(());
+    };
+    let oci_state: oci_spec::runtime::State =
+        serde_json::from_value(state.to_oci_json(Status::Creating)).map_err(|e| Error::Init(e.to_string()))?;
+    let msg = berth_seccomp::process_state(state.pid, seccomp.listener_metadata().clone(), oci_state);
+    berth_seccomp::send_to_listener(path, fd.as_fd(), &msg)?;
+    Ok(())
 }
 
 /// Starts init directly with clone, or through an intermediate process when
@@ -320,13 +389,13 @@ pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> Result<()> {
     let state = root.load(id)?;
     let status = state.live_status(&root.container_dir(id));
     if all {
-        let pids = cgroups::pids(&state.cgroup_paths);
-        if pids.is_empty() && status == Status::Stopped {
+        let Some(cg) = &state.cgroup else {
+            return Err(Error::NotRunning);
+        };
+        if status == Status::Stopped && cg.pids().unwrap_or_default().is_empty() {
             return Err(Error::NotRunning);
         }
-        for p in pids {
-            let _ = sys::kill(p, sig);
-        }
+        cg.signal_all(sig)?;
         return Ok(());
     }
     if status == Status::Stopped {
@@ -368,7 +437,9 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
             })
         }
     }
-    cgroups::remove(&state.cgroup_paths);
+    if let Some(cg) = &state.cgroup {
+        cg.delete()?;
+    }
     std::fs::remove_dir_all(&dir).context(|| format!("remove {}", dir.display()))?;
     let json = serde_json::to_vec(&state.to_oci_json(Status::Stopped)).unwrap_or_default();
     if let Err(e) = hooks::run_all(
@@ -383,11 +454,11 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
 
 /// SIGKILLs every process of the container and waits until they are gone.
 fn kill_and_wait(state: &State) {
-    // Thaw first: a frozen task cannot die.
-    for p in &state.cgroup_paths {
-        let _ = std::fs::write(p.join("freezer.state"), "THAWED");
+    let mut pids = Vec::new();
+    if let Some(cg) = &state.cgroup {
+        pids = cg.pids().unwrap_or_default();
+        let _ = cg.kill_all();
     }
-    let mut pids = cgroups::pids(&state.cgroup_paths);
     if state.pid > 0
         && crate::state::process_alive(state.pid, state.pid_start_time)
         && !pids.contains(&state.pid)
@@ -424,7 +495,10 @@ pub fn list(root: &Root) -> Result<Vec<serde_json::Value>> {
 
 pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
     let state = root.load(id)?;
-    let mut p = cgroups::pids(&state.cgroup_paths);
+    let mut p = match &state.cgroup {
+        Some(cg) => cg.pids()?,
+        None => Vec::new(),
+    };
     p.sort_unstable();
     p.dedup();
     Ok(p)

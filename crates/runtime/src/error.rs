@@ -55,6 +55,12 @@ pub enum Error {
         reason: String,
     },
 
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroups::Error),
+
+    #[error(transparent)]
+    Seccomp(#[from] berth_seccomp::Error),
+
     #[error("corrupt state file {path}: {reason}")]
     CorruptState { path: PathBuf, reason: String },
 }

@@ -28,6 +28,8 @@ pub mod msg {
     pub const ERROR: u8 = b'E';
     /// intermediate → parent: the pid of init follows (i32, native endian).
     pub const PID: u8 = b'P';
+    /// init → parent: a seccomp listener descriptor rides along (SCM_RIGHTS).
+    pub const SECCOMP_FD: u8 = b'S';
 }
 
 pub struct InitArgs<'a> {
@@ -45,6 +47,7 @@ pub struct InitArgs<'a> {
     pub parent_hooks: bool,
     pub cgroup_paths: &'a [PathBuf],
     pub preserve_fds: u32,
+    pub seccomp: Option<&'a berth_seccomp::CompiledFilter>,
 }
 
 pub fn send(sync: &OwnedFd, data: &[u8]) -> std::io::Result<()> {
@@ -59,6 +62,19 @@ pub fn recv(sync: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match rustix::net::recv(sync, &mut *buf, rustix::net::RecvFlags::empty()) {
             Ok((n, _)) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The tag of the next message, without consuming it; None at end of file.
+pub fn peek(sync: &OwnedFd) -> std::io::Result<Option<u8>> {
+    let mut b = [0u8; 1];
+    loop {
+        match rustix::net::recv(sync, &mut b, rustix::net::RecvFlags::PEEK) {
+            Ok((0, _)) => return Ok(None),
+            Ok(_) => return Ok(Some(b[0])),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -187,6 +203,18 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
 
     let exec = resolve_exec(process)?;
 
+    // Without no_new_privs installing a filter needs CAP_SYS_ADMIN, so it
+    // happens before capabilities go; a listener descriptor must reach the
+    // parent while it still listens. Otherwise the filter waits for execve.
+    if let Some(filter) = a.seccomp {
+        if !no_new_privs(process) || filter.uses_notify() {
+            if no_new_privs(process) {
+                sys::set_no_new_privs().context(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
+            }
+            install_seccomp(a, filter)?;
+        }
+    }
+
     if let Some(caps) = &a.caps {
         caps.drop_bounding(a.last_cap)
             .context(|| "drop bounding capabilities".into())?;
@@ -214,12 +242,31 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
         .context(|| format!("chdir to cwd {:?}", process.cwd()))?;
     check_cwd_inside()?;
 
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs(process) {
         sys::set_no_new_privs().context(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
     }
 
     send(a.sync, &[msg::READY]).context(|| "report ready".into())?;
     Ok((exec, state_json))
+}
+
+fn no_new_privs(process: &oci_spec::runtime::Process) -> bool {
+    process.no_new_privileges().unwrap_or(false)
+}
+
+fn install_seccomp(a: &InitArgs, filter: &berth_seccomp::CompiledFilter) -> Result<()> {
+    use std::os::fd::AsFd;
+    let listener = berth_seccomp::install(filter).map_err(|e| Error::Sys {
+        context: "install seccomp filter".into(),
+        source: std::io::Error::from_raw_os_error(e as i32),
+    })?;
+    if let Some(fd) = listener {
+        berth_seccomp::send_fd(a.sync.as_fd(), fd.as_fd()).map_err(|e| Error::Sys {
+            context: "send seccomp listener".into(),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        })?;
+    }
+    Ok(())
 }
 
 /// A leaked descriptor used as cwd would put the process outside its root
@@ -383,6 +430,16 @@ fn exec_after_start(a: &InitArgs, exec: Exec, state_json: &[u8]) -> ! {
     if let Err(e) = sys::cloexec_from(3 + a.preserve_fds) {
         let _ = writeln!(std::io::stderr(), "berth-runtime: close descriptors: {e}");
         std::process::exit(1);
+    }
+    // Last, so the profile need allow nothing of ours but execve.
+    if let Some(filter) = a.seccomp {
+        let process = a.spec.process().as_ref();
+        if process.is_some_and(no_new_privs) && !filter.uses_notify() {
+            if let Err(e) = berth_seccomp::install(filter) {
+                let _ = writeln!(std::io::stderr(), "berth-runtime: install seccomp filter: {e}");
+                std::process::exit(1);
+            }
+        }
     }
     let err = sys::execve(&exec.path, &exec.argv, &exec.env);
     let _ = writeln!(

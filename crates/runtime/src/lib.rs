@@ -5,7 +5,6 @@
 //! refuses several namespace operations to multi-threaded callers.
 
 pub mod capabilities;
-mod cgroups;
 mod console;
 pub mod container;
 pub mod default_spec;

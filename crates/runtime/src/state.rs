@@ -54,13 +54,9 @@ pub struct State {
     pub annotations: HashMap<String, String>,
     #[serde(default)]
     pub hooks: Option<Hooks>,
-    /// Host cgroup directories of the container, for kill --all, ps,
-    /// pause and delete.
+    /// The container's cgroup, for kill --all, ps, pause, update and delete.
     #[serde(default)]
-    pub cgroup_paths: Vec<PathBuf>,
-    /// Whether this runtime created the cgroup (and so removes it).
-    #[serde(default)]
-    pub owns_cgroup: bool,
+    pub cgroup: Option<berth_cgroups::Cgroup>,
 }
 
 impl State {
@@ -83,14 +79,9 @@ impl State {
     }
 
     fn is_frozen(&self) -> bool {
-        self.cgroup_paths.iter().any(|p| {
-            let v1 = p.join("freezer.state");
-            let v2 = p.join("cgroup.freeze");
-            std::fs::read_to_string(v1)
-                .map(|s| s.trim() == "FROZEN")
-                .or_else(|_| std::fs::read_to_string(v2).map(|s| s.trim() == "1"))
-                .unwrap_or(false)
-        })
+        self.cgroup
+            .as_ref()
+            .is_some_and(|c| c.is_frozen().unwrap_or(false))
     }
 
     /// The OCI state document (what `state` prints), with runc's extra
