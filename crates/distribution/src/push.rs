@@ -329,17 +329,13 @@ impl RegistryClient {
     }
 }
 
-/// Gzips an uncompressed layer blob into a new blob (deterministic: no name or mtime in the
-/// gzip header, fixed level), so pushing twice gives the same digest.
+/// Gzips an uncompressed layer blob into a new blob, in parallel and deterministically (see
+/// `berth_image::layer::compress`), so pushing twice gives the same digest.
 fn gzip_blob(svc: &ImageService, d: &Digest) -> berth_image::Result<(Digest, u64)> {
-    let mut src = std::io::BufReader::new(svc.content.open_blob(d)?);
-    let w = svc.content.writer(berth_image::Algorithm::Sha256)?;
-    let mut gz = flate2::GzBuilder::new().write(w, flate2::Compression::fast());
-    std::io::copy(&mut src, &mut gz).map_err(|e| berth_image::Error::Io {
-        context: format!("gzip layer {d}"),
-        source: e,
-    })?;
-    let w = gz.finish().map_err(|e| berth_image::Error::Io {
+    use berth_image::layer::compress::{available_threads, gzip_parallel};
+    let src = std::io::BufReader::with_capacity(1 << 20, svc.content.open_blob(d)?);
+    let mut w = svc.content.writer(berth_image::Algorithm::Sha256)?;
+    gzip_parallel(src, &mut w, 6, available_threads()).map_err(|e| berth_image::Error::Io {
         context: format!("gzip layer {d}"),
         source: e,
     })?;

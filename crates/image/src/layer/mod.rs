@@ -2,6 +2,7 @@
 //! reverse, turning an overlay upper directory back into a layer tar.
 
 pub mod apply;
+pub mod compress;
 pub mod diff;
 pub mod whiteout;
 
