@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
+use tower::Service as _;
 
 use crate::auth::Auth;
 use crate::config::{Config, TlsConfig};
@@ -195,12 +197,20 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(service.clone());
+        // Each request learns its peer address for the access log.
+        let router = service.clone();
+        let svc = TowerToHyperService::new(tower::service_fn(
+            move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let mut router = router.clone();
+                async move { router.call(req).await }
+            },
+        ));
         let acceptor = acceptor.clone();
         conns.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             // Small read buffers keep memory flat with many uploads streaming at once.
-            builder.max_buf_size(128 * 1024);
+            builder.max_buf_size(64 * 1024);
             let result = match acceptor {
                 Some(acc) => match acc.accept(stream).await {
                     Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -80,6 +82,17 @@ async fn access_log(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let mut resp = next.run(req).await;
     resp.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
@@ -89,9 +102,11 @@ async fn access_log(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
         .observe_request(method.as_str(), status, elapsed);
     tracing::info!(
         target: "access",
+        peer = %peer,
         method = %method,
         path = %path,
         status,
+        user_agent = %user_agent,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
@@ -227,7 +242,9 @@ async fn route(app: &Arc<App>, req: Request) -> ApiResult {
     let head = method == Method::HEAD;
     let query = query_pairs(&req);
     match (route, method) {
-        (Route::Base, Method::GET | Method::HEAD) => Ok((StatusCode::OK, "{}").into_response()),
+        (Route::Base, Method::GET | Method::HEAD) => {
+            Ok(axum::Json(serde_json::json!({})).into_response())
+        }
         (Route::Catalog, Method::GET) => tags::catalog(app, &query).await,
         (Route::Tags(n), Method::GET) => tags::list(app, &n, &query).await,
         (Route::Manifest(n, r), Method::GET | Method::HEAD) => {

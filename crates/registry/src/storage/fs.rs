@@ -31,8 +31,8 @@ use crate::digest::{Algorithm, Digest, Hasher};
 use crate::names::valid_repository;
 
 /// Chunks queued between the connection and an upload's writer thread. With the server's
-/// 128 KiB read buffer this bounds an upload's memory at about 1 MiB.
-const PIPELINE_DEPTH: usize = 8;
+/// 64 KiB read buffer this bounds an upload's memory at about 320 KiB.
+const PIPELINE_DEPTH: usize = 4;
 /// Dirty upload data is handed to the kernel for writeback every this many bytes, so the
 /// fsync that makes a blob durable has little left to do.
 const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
