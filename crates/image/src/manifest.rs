@@ -56,7 +56,12 @@ impl Manifest {
         let v: serde_json::Value =
             serde_json::from_slice(data).map_err(json_err("parse manifest"))?;
         let declared = v.get("mediaType").and_then(|m| m.as_str());
-        let mt = declared.or(media_type).unwrap_or_default();
+        // Registries may answer `application/json` for a manifest without `mediaType`: a
+        // hint we do not know is ignored and the document's shape decides.
+        let known = |m: &&str| {
+            ACCEPTED_MEDIA_TYPES.contains(m) || *m == DOCKER_SCHEMA1 || *m == DOCKER_SCHEMA1_SIGNED
+        };
+        let mt = declared.or(media_type.filter(known)).unwrap_or_default();
         if v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(1)
             || mt == DOCKER_SCHEMA1
             || mt == DOCKER_SCHEMA1_SIGNED
@@ -359,6 +364,21 @@ mod tests {
             Err(Error::TooLarge { .. })
         ));
         assert!(Manifest::parse(b"{}", Some("text/html")).is_err());
+        // An unknown Content-Type does not hide a recognisable document.
+        assert_eq!(
+            Manifest::parse(oci.as_bytes(), Some("application/json"))
+                .unwrap()
+                .media_type(),
+            OCI_MANIFEST
+        );
+        let artifact = oci.replace(
+            "\"schemaVersion\":2,",
+            "\"schemaVersion\":2,\"mediaType\":\"application/vnd.example+json\",",
+        );
+        assert!(matches!(
+            Manifest::parse(artifact.as_bytes(), None),
+            Err(Error::UnsupportedManifest(_))
+        ));
     }
 
     #[test]
