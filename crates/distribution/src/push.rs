@@ -84,7 +84,7 @@ impl RegistryClient {
             if comp == Compression::None {
                 progress(Progress::Preparing { id: short_id(&d) });
                 let (svc2, d2) = (svc.clone(), d.clone());
-                let (gz, size) = tokio::task::spawn_blocking(move || gzip_blob(&svc2, &d2))
+                let (gz, size) = tokio::task::spawn_blocking(move || gzip_blob_cached(&svc2, &d2))
                     .await
                     .map_err(|e| Error::Task(e.to_string()))??;
                 changed = true;
@@ -328,6 +328,18 @@ impl RegistryClient {
         )
     }
 }
+
+/// The gzip of a layer, from an earlier push when there was one.
+fn gzip_blob_cached(svc: &ImageService, d: &Digest) -> berth_image::Result<(Digest, u64)> {
+    if let Some(gz) = svc.content.derived(GZIP, d) {
+        return Ok((gz.clone(), svc.content.size(&gz)?));
+    }
+    let (gz, size) = gzip_blob(svc, d)?;
+    svc.content.set_derived(GZIP, d, &gz)?;
+    Ok((gz, size))
+}
+
+const GZIP: &str = "gzip";
 
 /// Gzips an uncompressed layer blob into a new blob, in parallel and deterministically (see
 /// `berth_image::layer::compress`), so pushing twice gives the same digest.

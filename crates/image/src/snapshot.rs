@@ -85,12 +85,14 @@ impl SnapshotStore {
             let f = fs::File::open(&tmp).ctx(|| format!("open {}", tmp.display()))?;
             rustix::fs::syncfs(&f).ctx(|| "syncfs snapshot".to_string())?;
             let dest = self.dir.join(chain_id.hex());
-            if dest.exists() {
-                // Someone else extracted the same layer meanwhile; theirs is as good.
-                fs::remove_dir_all(&tmp).ctx(|| format!("remove {}", tmp.display()))?;
-            } else {
-                fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))?;
-                fsync_dir(&self.dir)?;
+            match fs::rename(&tmp, &dest) {
+                Ok(()) => fsync_dir(&self.dir)?,
+                // Someone else extracted the same layer meanwhile (rename(2) does not replace
+                // a non-empty directory); theirs is as good.
+                Err(_) if dest.is_dir() => {
+                    fs::remove_dir_all(&tmp).ctx(|| format!("remove {}", tmp.display()))?
+                }
+                Err(e) => return Err(e).ctx(|| format!("rename into {}", dest.display())),
             }
             Ok(stats)
         })();

@@ -286,6 +286,28 @@ fn overlay_of_two_layers_honours_whiteouts_and_diff_reverses_them() {
 }
 
 #[test]
+fn concurrent_extraction_of_one_layer_keeps_one_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let files: Vec<String> = (0..200).map(|i| format!("d/f{i}")).collect();
+    let entries: Vec<E> = files.iter().map(|f| E::File(f, b"data", 0o644)).collect();
+    let t = tar_of(&entries);
+    let d = Digest::sha256_of(&t);
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| store.apply(&d, Some(&d), &gzip(&t)[..]).unwrap());
+        }
+    });
+    assert_eq!(store.list_layers().unwrap(), vec![d.clone()]);
+    assert_eq!(listing(&store.layer_dir(&d).join("d")).len(), 200);
+    // No temp dirs left behind.
+    assert_eq!(
+        listing(&tmp.path().join("snapshots")),
+        vec![d.hex().to_string()]
+    );
+}
+
+#[test]
 fn many_layers_mount_beyond_the_one_page_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SnapshotStore::open(tmp.path()).unwrap();

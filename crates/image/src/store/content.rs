@@ -132,6 +132,44 @@ impl ContentStore {
         Ok(d)
     }
 
+    /// Records that `derived` is `source` transformed by `kind` (e.g. the gzip of an
+    /// uncompressed layer for push), so the work is not redone. Only a hint: callers check
+    /// that the derived blob still exists (GC may have removed it).
+    pub fn set_derived(&self, kind: &str, source: &Digest, derived: &Digest) -> Result<()> {
+        let dir = self.derived_dir(kind)?;
+        super::atomic::write_file(
+            &dir.join(format!("{}-{}", source.algorithm().as_str(), source.hex())),
+            derived.to_string().as_bytes(),
+        )
+    }
+
+    pub fn derived(&self, kind: &str, source: &Digest) -> Option<Digest> {
+        let dir = self.derived_dir(kind).ok()?;
+        let s = fs::read_to_string(dir.join(format!(
+            "{}-{}",
+            source.algorithm().as_str(),
+            source.hex()
+        )))
+        .ok()?;
+        let d: Digest = s.trim().parse().ok()?;
+        self.exists(&d).then_some(d)
+    }
+
+    fn derived_dir(&self, kind: &str) -> Result<PathBuf> {
+        if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(Error::InvalidDigest(format!("derived kind {kind:?}")));
+        }
+        // content/derived/<kind>/, beside blobs/.
+        let dir = self
+            .blobs
+            .parent()
+            .unwrap_or(&self.blobs)
+            .join("derived")
+            .join(kind);
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        Ok(dir)
+    }
+
     pub fn delete(&self, digest: &Digest) -> Result<()> {
         match fs::remove_file(self.blob_path(digest)) {
             Ok(()) => Ok(()),
@@ -307,6 +345,42 @@ mod tests {
                 .count();
             assert_eq!(n, 0);
         }
+    }
+
+    #[test]
+    fn derived_hints_and_concurrent_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let a = store.write_bytes(b"source").unwrap();
+        let b = store.write_bytes(b"derived").unwrap();
+        assert_eq!(store.derived("gzip", &a), None);
+        store.set_derived("gzip", &a, &b).unwrap();
+        assert_eq!(store.derived("gzip", &a), Some(b.clone()));
+        store.delete(&b).unwrap();
+        assert_eq!(
+            store.derived("gzip", &a),
+            None,
+            "a hint to a deleted blob is no hint"
+        );
+        assert!(store.set_derived("../x", &a, &b).is_err());
+
+        // Eight threads storing the same content at once: one blob, no temp files left.
+        let data = vec![7u8; 3 << 20];
+        let want = Digest::sha256_of(&data);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let got = store.write_blob(&mut &data[..], None, None).unwrap();
+                    assert_eq!(got.0, want);
+                });
+            }
+        });
+        assert_eq!(store.read_blob(&want, 4 << 20).unwrap(), data);
+        let names: Vec<_> = fs::read_dir(dir.path().join("content/blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     /// Runs only as the child of `kill_during_write_leaves_store_consistent`.
