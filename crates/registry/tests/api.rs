@@ -536,6 +536,12 @@ async fn manifests_by_tag_and_digest() {
     );
     let r = reg.get("/v2/app/manifests/big").await;
     assert_eq!(r.code(), "MANIFEST_UNKNOWN");
+    for method in [Method::GET, Method::HEAD, Method::DELETE] {
+        let r = reg
+            .req(method, "/v2/app/manifests/.INVALID", &[], Bytes::new())
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
 
     // Delete by tag keeps the manifest; delete by digest removes it and its tags.
     let r = reg

@@ -36,8 +36,17 @@ fn unknown(reference: &str) -> ApiError {
     ApiError::new(ErrorCode::ManifestUnknown).detail(json!({ "reference": reference }))
 }
 
+/// For reads and deletes a malformed tag names nothing, so it is unknown (404) rather than
+/// invalid; only pushes reject it as a bad request.
+fn lookup_reference(r: &str) -> Result<Reference, ApiError> {
+    match parse_reference(r) {
+        Err(_) if !r.contains(':') => Err(unknown(r)),
+        other => other,
+    }
+}
+
 async fn resolve(app: &App, name: &str, reference: &str) -> Result<Digest, ApiError> {
-    match parse_reference(reference)? {
+    match lookup_reference(reference)? {
         Reference::Digest(d) => Ok(d),
         Reference::Tag(t) => app
             .storage
@@ -181,7 +190,7 @@ pub async fn put(app: &App, name: &str, reference: &str, req: Request) -> ApiRes
 }
 
 pub async fn delete(app: &App, name: &str, reference: &str) -> ApiResult {
-    let found = match parse_reference(reference)? {
+    let found = match lookup_reference(reference)? {
         Reference::Digest(d) => app.storage.delete_manifest(name, &d).await?,
         Reference::Tag(t) => app.storage.delete_tag(name, &t).await?,
     };
