@@ -16,6 +16,12 @@ use http_body_util::{BodyExt, StreamBody};
 use std::io::Read;
 use std::sync::Arc;
 
+enum Source {
+    Ready(PushBlob),
+    /// An uncompressed layer, gzipped while it uploads.
+    Gzip(Digest),
+}
+
 struct PushBlob {
     digest: Digest,
     size: u64,
@@ -75,34 +81,77 @@ impl RegistryClient {
     ) -> Result<Digest> {
         let rec = svc.images.resolve(local)?;
         let manifest = svc.manifest_of(&rec)?;
+        // Another repository of the same registry this image is known in: a mount source.
+        let mount_from = rec
+            .repo_digests
+            .iter()
+            .chain(&rec.repo_tags)
+            .filter_map(|s| Reference::parse_normalized(s).ok())
+            .find(|o| o.domain() == target.domain() && o.path() != target.path())
+            .map(|o| o.path().to_string());
+
         let mut changed = false;
-        let mut layers = Vec::new();
+        let mut sources = Vec::new();
         for l in manifest.layers() {
             let d = Digest::from_oci(l.digest())?;
             let comp =
                 Compression::from_media_type(l.media_type().as_ref()).unwrap_or(Compression::Gzip);
-            if comp == Compression::None {
-                progress(Progress::Preparing { id: short_id(&d) });
-                let (svc2, d2) = (svc.clone(), d.clone());
-                let (gz, size) = tokio::task::spawn_blocking(move || gzip_blob_cached(&svc2, &d2))
-                    .await
-                    .map_err(|e| Error::Task(e.to_string()))??;
-                changed = true;
-                layers.push(PushBlob {
-                    digest: gz,
-                    size,
-                    media_type: Compression::Gzip.oci_layer_media_type().into(),
-                });
-            } else {
-                layers.push(PushBlob {
+            if comp != Compression::None {
+                sources.push(Source::Ready(PushBlob {
                     digest: d,
                     size: l.size(),
                     media_type: l.media_type().to_string(),
-                });
+                }));
+                continue;
+            }
+            changed = true;
+            let mut gz = svc.content.derived(GZIP, &d);
+            if gz.is_none() && self.opts.chunk_size.is_some() {
+                // Chunked uploads send ranges of a finished blob: compress first.
+                progress(Progress::Preparing { id: short_id(&d) });
+                let (svc2, d2) = (svc.clone(), d.clone());
+                gz = Some(
+                    tokio::task::spawn_blocking(move || gzip_to_store(&svc2, &d2))
+                        .await
+                        .map_err(|e| Error::Task(e.to_string()))??,
+                );
+            }
+            match gz {
+                Some(gz) => sources.push(Source::Ready(PushBlob {
+                    size: svc.content.size(&gz)?,
+                    digest: gz,
+                    media_type: Compression::Gzip.oci_layer_media_type().into(),
+                })),
+                None => sources.push(Source::Gzip(d)),
             }
         }
+        let config = PushBlob {
+            digest: rec.id.clone(),
+            size: svc.content.size(&rec.id)?,
+            media_type: OCI_CONFIG.into(),
+        };
+        sources.push(Source::Ready(config));
+        // `buffered` keeps the order: the manifest lists layers as the image has them.
+        let mut pushed: Vec<PushBlob> = stream::iter(sources.into_iter().map(|src| {
+            let svc = svc.clone();
+            let from = mount_from.clone();
+            async move {
+                match src {
+                    Source::Ready(b) => {
+                        self.push_blob(&svc, target, &b, from.as_deref(), progress)
+                            .await?;
+                        Ok(b)
+                    }
+                    Source::Gzip(d) => self.push_gzipping(&svc, target, &d, progress).await,
+                }
+            }
+        }))
+        .buffered(self.opts.max_concurrent_uploads.max(1))
+        .try_collect()
+        .await?;
+        pushed.pop(); // the config
         let (manifest_bytes, manifest_type) = if changed {
-            let layer_json: Vec<_> = layers
+            let layer_json: Vec<_> = pushed
                 .iter()
                 .map(|b| serde_json::json!({"mediaType": b.media_type, "digest": b.digest.to_string(), "size": b.size}))
                 .collect();
@@ -122,32 +171,6 @@ impl RegistryClient {
             )?;
             (Bytes::from(b), rec.manifest_media_type.clone())
         };
-        // Another repository of the same registry this image is known in: a mount source.
-        let mount_from = rec
-            .repo_digests
-            .iter()
-            .chain(&rec.repo_tags)
-            .filter_map(|s| Reference::parse_normalized(s).ok())
-            .find(|o| o.domain() == target.domain() && o.path() != target.path())
-            .map(|o| o.path().to_string());
-
-        let config = PushBlob {
-            digest: rec.id.clone(),
-            size: svc.content.size(&rec.id)?,
-            media_type: OCI_CONFIG.into(),
-        };
-        let all: Vec<PushBlob> = layers.into_iter().chain(std::iter::once(config)).collect();
-        stream::iter(all.iter().map(|b| {
-            let svc = svc.clone();
-            let from = mount_from.clone();
-            async move {
-                self.push_blob(&svc, target, b, from.as_deref(), progress)
-                    .await
-            }
-        }))
-        .buffer_unordered(self.opts.max_concurrent_uploads.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
 
         let digest = Digest::sha256_of(&manifest_bytes);
         let base = self.endpoint(target.domain())?;
@@ -313,6 +336,125 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// Compresses an uncompressed layer and uploads the output as it is produced (one
+    /// streamed PATCH, then PUT with the digest known only at the end), storing it as well.
+    async fn push_gzipping(
+        &self,
+        svc: &Arc<ImageService>,
+        target: &Reference,
+        src: &Digest,
+        progress: ProgressFn<'_>,
+    ) -> Result<PushBlob> {
+        let id = short_id(src);
+        progress(Progress::Preparing { id: id.clone() });
+        let base = self.endpoint(target.domain())?;
+        let (path, registry) = (target.path(), target.domain());
+        let scope = scope_push(path);
+        let resp = self
+            .send(Call {
+                registry,
+                scope: &scope,
+                method: Method::POST,
+                url: format!("{base}/v2/{path}/blobs/uploads/"),
+                headers: vec![],
+                body: None,
+            })
+            .await?;
+        let resp = check(resp, registry, "start blob upload").await?;
+        let location = self.absolute(&base, &resp)?;
+
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<http_body::Frame<Bytes>>>(4);
+        let compressor = {
+            let (svc, src) = (svc.clone(), src.clone());
+            tokio::task::spawn_blocking(move || -> berth_image::Result<(Digest, u64)> {
+                use berth_image::layer::compress::{available_threads, gzip_parallel};
+                struct Fanout<'a> {
+                    store: &'a mut berth_image::store::BlobWriter,
+                    tx: tokio::sync::mpsc::Sender<std::io::Result<http_body::Frame<Bytes>>>,
+                }
+                impl std::io::Write for Fanout<'_> {
+                    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                        self.store.write_all(buf)?;
+                        self.tx
+                            .blocking_send(Ok(http_body::Frame::data(Bytes::copy_from_slice(buf))))
+                            .map_err(|_| std::io::Error::other("upload stopped"))?;
+                        Ok(buf.len())
+                    }
+                    fn flush(&mut self) -> std::io::Result<()> {
+                        self.store.flush()
+                    }
+                }
+                let input =
+                    std::io::BufReader::with_capacity(1 << 20, svc.content.open_blob(&src)?);
+                let mut store = svc.content.writer(berth_image::Algorithm::Sha256)?;
+                gzip_parallel(
+                    input,
+                    Fanout {
+                        store: &mut store,
+                        tx,
+                    },
+                    6,
+                    available_threads(),
+                )
+                .map_err(|e| berth_image::Error::Io {
+                    context: format!("gzip layer {src}"),
+                    source: e,
+                })?;
+                let (d, size) = store.commit(None, None)?;
+                svc.content.set_derived(GZIP, &src, &d)?;
+                Ok((d, size))
+            })
+        };
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let mut req = Request::builder()
+            .method(Method::PATCH)
+            .uri(location.clone())
+            .header(CONTENT_TYPE, "application/octet-stream");
+        if let Some(a) = self.cached_auth_pub(registry, &scope) {
+            req = req.header(http::header::AUTHORIZATION, a);
+        }
+        let req = req
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .map_err(|e| Error::Http {
+                url: location.clone(),
+                source: Box::new(e),
+            })?;
+        let patched = match self.raw(req).await {
+            Ok(resp) => check(resp, registry, "PATCH blob (streamed)").await,
+            Err(e) => Err(e),
+        };
+        let compressed = compressor.await.map_err(|e| Error::Task(e.to_string()))?;
+        let resp = patched?;
+        let (digest, size) = compressed?;
+        let location = self.absolute(&base, &resp)?;
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let mut req = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("{location}{sep}digest={digest}"))
+            .header(CONTENT_LENGTH, "0");
+        if let Some(a) = self.cached_auth_pub(registry, &scope) {
+            req = req.header(http::header::AUTHORIZATION, a);
+        }
+        let req = req.body(empty()).map_err(|e| Error::Http {
+            url: location.clone(),
+            source: Box::new(e),
+        })?;
+        check(
+            self.raw(req).await?,
+            registry,
+            "PUT blob (finish streamed upload)",
+        )
+        .await?;
+        progress(Progress::Pushed { id });
+        Ok(PushBlob {
+            digest,
+            size,
+            media_type: Compression::Gzip.oci_layer_media_type().into(),
+        })
+    }
+
     fn absolute(&self, base: &str, resp: &http::Response<hyper::body::Incoming>) -> Result<String> {
         let loc = resp
             .headers()
@@ -329,27 +471,18 @@ impl RegistryClient {
     }
 }
 
-/// The gzip of a layer, from an earlier push when there was one.
-fn gzip_blob_cached(svc: &ImageService, d: &Digest) -> berth_image::Result<(Digest, u64)> {
-    if let Some(gz) = svc.content.derived(GZIP, d) {
-        return Ok((gz.clone(), svc.content.size(&gz)?));
-    }
-    let (gz, size) = gzip_blob(svc, d)?;
-    svc.content.set_derived(GZIP, d, &gz)?;
-    Ok((gz, size))
-}
-
 const GZIP: &str = "gzip";
 
-/// Gzips an uncompressed layer blob into a new blob, in parallel and deterministically (see
-/// `berth_image::layer::compress`), so pushing twice gives the same digest.
-fn gzip_blob(svc: &ImageService, d: &Digest) -> berth_image::Result<(Digest, u64)> {
+/// Gzips a layer into the content store (see `berth_image::layer::compress`).
+fn gzip_to_store(svc: &ImageService, src: &Digest) -> berth_image::Result<Digest> {
     use berth_image::layer::compress::{available_threads, gzip_parallel};
-    let src = std::io::BufReader::with_capacity(1 << 20, svc.content.open_blob(d)?);
+    let input = std::io::BufReader::with_capacity(1 << 20, svc.content.open_blob(src)?);
     let mut w = svc.content.writer(berth_image::Algorithm::Sha256)?;
-    gzip_parallel(src, &mut w, 6, available_threads()).map_err(|e| berth_image::Error::Io {
-        context: format!("gzip layer {d}"),
+    gzip_parallel(input, &mut w, 6, available_threads()).map_err(|e| berth_image::Error::Io {
+        context: format!("gzip layer {src}"),
         source: e,
     })?;
-    w.commit(None, None)
+    let (d, _) = w.commit(None, None)?;
+    svc.content.set_derived(GZIP, src, &d)?;
+    Ok(d)
 }
