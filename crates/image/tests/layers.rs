@@ -286,6 +286,93 @@ fn overlay_of_two_layers_honours_whiteouts_and_diff_reverses_them() {
 }
 
 #[test]
+fn diff_of_an_upper_dir_round_trips_every_kind() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upper");
+    fs::create_dir_all(up.join("etc/sub")).unwrap();
+    fs::write(up.join("etc/file"), b"content").unwrap();
+    rustix::fs::chown(
+        up.join("etc/file"),
+        Some(rustix::fs::Uid::from_raw(12)),
+        Some(rustix::fs::Gid::from_raw(34)),
+    )
+    .unwrap();
+    // chmod after chown: chown clears set-id bits.
+    fs::set_permissions(up.join("etc/file"), fs::Permissions::from_mode(0o4750)).unwrap();
+    fs::hard_link(up.join("etc/file"), up.join("etc/sub/link")).unwrap();
+    symlink("../file", up.join("etc/sub/sym")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        up.join("etc/tty"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o620),
+        rustix::fs::makedev(5, 0),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        up.join("etc/fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    rustix::fs::setxattr(
+        up.join("etc/file"),
+        "user.note",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    // overlayfs's own xattrs never leave the upper dir.
+    rustix::fs::setxattr(
+        up.join("etc/sub"),
+        "trusted.overlay.origin",
+        b"x",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let long = "n".repeat(150);
+    fs::write(up.join(&long), b"long name").unwrap();
+
+    let (stats, tar) = write_diff(&up, Vec::new()).unwrap();
+    assert_eq!(stats.size, tar.len() as u64);
+    let (again, tar2) = write_diff(&up, Vec::new()).unwrap();
+    assert_eq!(again.diff_id, stats.diff_id, "diffs are reproducible");
+    assert_eq!(tar2, tar);
+
+    let out = tmp.path().join("applied");
+    fs::create_dir(&out).unwrap();
+    let applied = apply_layer(&tar[..], &out).unwrap();
+    assert_eq!(applied.diff_id, stats.diff_id);
+    let m = fs::metadata(out.join("etc/file")).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o4750, 12, 34));
+    assert_eq!(
+        m.ino(),
+        fs::metadata(out.join("etc/sub/link")).unwrap().ino()
+    );
+    assert_eq!(
+        fs::read_link(out.join("etc/sub/sym")).unwrap(),
+        Path::new("../file")
+    );
+    let tty = fs::metadata(out.join("etc/tty")).unwrap();
+    assert!(tty.file_type().is_char_device());
+    assert_eq!(tty.rdev(), rustix::fs::makedev(5, 0));
+    assert!(fs::metadata(out.join("etc/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let mut v = [0u8; 16];
+    let n = rustix::fs::getxattr(out.join("etc/file"), "user.note", &mut v[..]).unwrap();
+    assert_eq!(&v[..n], b"kept");
+    assert!(
+        rustix::fs::getxattr(out.join("etc/sub"), "trusted.overlay.origin", &mut v[..]).is_err()
+    );
+    assert_eq!(fs::read(out.join(&long)).unwrap(), b"long name");
+}
+
+#[test]
 fn concurrent_extraction_of_one_layer_keeps_one_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SnapshotStore::open(tmp.path()).unwrap();
