@@ -333,7 +333,7 @@ impl Auth {
             iss: signer.issuer.clone(),
             sub: user.unwrap_or_default(),
             aud: signer.service.clone(),
-            exp: now + self.ttl,
+            exp: now.saturating_add(self.ttl),
             nbf: now.saturating_sub(1),
             iat: now,
             jti: crate::storage::fs::random_hex(12),

@@ -102,7 +102,7 @@ impl TokenSigner {
             .map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         // A little leeway for clock steps between issue and use.
-        if claims.exp < now || claims.nbf > now + 30 {
+        if claims.exp < now || claims.nbf > now.saturating_add(30) {
             return Err(TokenError::Expired);
         }
         if claims.aud != self.service || claims.iss != self.issuer {

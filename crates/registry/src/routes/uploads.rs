@@ -137,7 +137,7 @@ async fn append(app: &App, name: &str, id: &str, req: Request) -> Result<u64, Ap
         Err(()) => return Err(range_error(app, name, id).await),
     };
     if let (Some((a, b)), Some(len)) = (range, declared_length(&headers)) {
-        if b - a + 1 != len {
+        if (b - a).checked_add(1) != Some(len) {
             return Err(range_error(app, name, id).await);
         }
     }

@@ -325,7 +325,21 @@ impl FsStorage {
         if tokio::fs::metadata(&path).await.is_ok() {
             return Ok(());
         }
-        blocking(move || atomic_write(&path, b"")).await
+        // A link's existence is its whole content, so creating it and syncing the directory
+        // is enough to make it durable.
+        blocking(move || {
+            let dir = path
+                .parent()
+                .ok_or_else(|| io::Error::other("link path has no parent"))?;
+            std::fs::create_dir_all(dir)?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            fsync_dir(dir)
+        })
+        .await
     }
 }
 
@@ -462,14 +476,13 @@ impl Storage for FsStorage {
             let repo = repo.to_string();
             blocking(move || {
                 // Built under a temp name and renamed, so a session is either whole or absent.
+                // Only the rename is made durable: should a power cut lose the owner file, the
+                // session is simply unknown and the client restarts, as the spec provides.
                 let tmp = uploads.join(format!("{TMP_PREFIX}{}", random_hex(8)));
                 std::fs::create_dir(&tmp)?;
-                let data = std::fs::File::create(tmp.join("data"))?;
-                data.sync_all()?;
+                std::fs::File::create(tmp.join("data"))?;
                 let mut owner = std::fs::File::create(tmp.join("repo"))?;
                 owner.write_all(repo.as_bytes())?;
-                owner.sync_all()?;
-                fsync_dir(&tmp)?;
                 std::fs::rename(&tmp, &final_dir)?;
                 fsync_dir(&uploads)
             })
@@ -619,12 +632,9 @@ impl Storage for FsStorage {
                 .await?;
                 self.link(repo, digest).await?;
             }
-            let uploads = self.root.join("uploads");
-            blocking(move || {
-                std::fs::remove_dir_all(&dir)?;
-                fsync_dir(&uploads)
-            })
-            .await?;
+            // Not fsynced: a session that reappears after a power cut is stale and harmless,
+            // and collection removes it once idle.
+            blocking(move || std::fs::remove_dir_all(&dir)).await?;
             drop(state);
             self.forget_session(id);
             Ok(size)
