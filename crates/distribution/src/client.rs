@@ -1,6 +1,6 @@
-//! The HTTP side: one pooled hyper client, the registry endpoint for a domain, auth retries
-//! and redirects. Plain HTTP only for now (loopback and registries marked insecure, as Docker
-//! treats them); TLS is the next step.
+//! The HTTP side: one pooled hyper client (HTTPS with rustls/ring, system roots plus extra
+//! CAs; plain HTTP for loopback and registries marked insecure, as Docker treats them), the
+//! registry endpoint for a domain, auth retries and redirects.
 
 use crate::auth::{parse_challenge, query_escape, Challenge, Credentials};
 use crate::error::{Error, Result};
@@ -11,6 +11,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -21,8 +22,12 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// `host[:port]` of registries reached over plain HTTP. Loopback always is.
+    /// `host[:port]` of registries reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Loopback registries use plain HTTP (Docker's default) unless this is false.
+    pub plain_http_loopback: bool,
+    /// PEM CA certificates trusted besides the system's (`/etc/docker/certs.d` style).
+    pub extra_ca_pem: Vec<Vec<u8>>,
     /// Credentials by registry `host[:port]`.
     pub credentials: HashMap<String, Credentials>,
     pub max_concurrent_downloads: usize,
@@ -38,6 +43,8 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             insecure_registries: Vec::new(),
+            plain_http_loopback: true,
+            extra_ca_pem: Vec::new(),
             credentials: HashMap::new(),
             max_concurrent_downloads: 6,
             max_concurrent_uploads: 5,
@@ -49,7 +56,7 @@ impl Default for ClientOptions {
 }
 
 pub struct RegistryClient {
-    http: Client<HttpConnector, Body>,
+    http: Client<HttpsConnector<HttpConnector>, Body>,
     pub(crate) opts: ClientOptions,
     /// Authorization header values by (registry, scope).
     tokens: Mutex<HashMap<(String, String), String>>,
@@ -75,18 +82,44 @@ pub(crate) struct Call<'a> {
 }
 
 impl RegistryClient {
-    pub fn new(opts: ClientOptions) -> RegistryClient {
+    pub fn new(opts: ClientOptions) -> Result<RegistryClient> {
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable system certificates are not fatal: extra CAs may be all that is needed.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        for pem in &opts.extra_ca_pem {
+            use rustls::pki_types::pem::PemObject;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+            }
+        }
+        // An explicit provider: no process-wide default has to be installed first.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
-        conn.enforce_http(true);
+        conn.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(16)
-            .build(conn);
-        RegistryClient {
+            .build(https);
+        Ok(RegistryClient {
             http,
             opts,
             tokens: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn is_insecure(&self, host: &str) -> bool {
@@ -94,13 +127,12 @@ impl RegistryClient {
             .rsplit_once(':')
             .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
             .map_or(host, |(h, _)| h);
-        bare == "localhost"
-            || bare.starts_with("127.")
-            || bare == "[::1]"
+        let loopback = bare == "localhost" || bare.starts_with("127.") || bare == "[::1]";
+        (loopback && self.opts.plain_http_loopback)
             || self.opts.insecure_registries.iter().any(|r| r == host)
     }
 
-    /// `http://host:port` of the registry serving `domain`.
+    /// `https://host:port` (or `http://` for insecure ones) of the registry serving `domain`.
     pub fn endpoint(&self, domain: &str) -> Result<String> {
         let host = if domain == "docker.io" {
             "registry-1.docker.io"
@@ -110,7 +142,7 @@ impl RegistryClient {
         if self.is_insecure(host) {
             Ok(format!("http://{host}"))
         } else {
-            Err(Error::TlsUnsupported(host.to_string()))
+            Ok(format!("https://{host}"))
         }
     }
 
@@ -137,7 +169,7 @@ impl RegistryClient {
         }
         b.body(body).map_err(|e| Error::Http {
             url: call.url.clone(),
-            source: Box::new(e),
+            reason: crate::error::chain(&e),
         })
     }
 
@@ -145,7 +177,7 @@ impl RegistryClient {
         let url = req.uri().to_string();
         self.http.request(req).await.map_err(|e| Error::Http {
             url,
-            source: Box::new(e),
+            reason: crate::error::chain(&e),
         })
     }
 
@@ -221,16 +253,13 @@ impl RegistryClient {
                 let uri: Uri = url
                     .parse()
                     .map_err(|e| Error::Protocol(format!("token realm {realm}: {e}")))?;
-                if uri.scheme_str() != Some("http") {
-                    return Err(Error::TlsUnsupported(realm.clone()));
-                }
                 let mut b = Request::get(uri);
                 if let Some(c) = creds {
                     b = b.header(AUTHORIZATION, c.basic_header());
                 }
                 let req = b.body(empty()).map_err(|e| Error::Http {
                     url: url.clone(),
-                    source: Box::new(e),
+                    reason: crate::error::chain(&e),
                 })?;
                 let resp = self.raw(req).await?;
                 if !resp.status().is_success() {
@@ -291,9 +320,6 @@ impl RegistryClient {
             let uri: Uri = loc
                 .parse()
                 .map_err(|e| Error::Protocol(format!("redirect {loc}: {e}")))?;
-            if uri.scheme_str() == Some("https") {
-                return Err(Error::TlsUnsupported(loc));
-            }
             let same_host = uri.authority().is_none_or(|a| a.as_str() == registry);
             let mut b = Request::get(&loc);
             for (k, v) in &extra {
@@ -306,7 +332,7 @@ impl RegistryClient {
             }
             let req = b.body(empty()).map_err(|e| Error::Http {
                 url: loc.clone(),
-                source: Box::new(e),
+                reason: crate::error::chain(&e),
             })?;
             resp = self.raw(req).await?;
         }

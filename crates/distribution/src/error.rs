@@ -15,14 +15,12 @@ pub enum Error {
     Unauthorized { registry: String, reason: String },
     #[error("{0}: manifest unknown")]
     ManifestUnknown(String),
-    #[error("registry {0} needs TLS, which this client does not speak yet; mark it insecure to use plain HTTP")]
-    TlsUnsupported(String),
-    #[error("http request to {url}: {source}")]
-    Http {
-        url: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// `reason` carries the whole source chain (a TLS verification failure sits three levels
+    /// below hyper's "client error (Connect)").
+    #[error("http request to {url}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
     #[error("invalid registry response: {0}")]
     Protocol(String),
     #[error("download of {digest} failed after {attempts} attempts: {reason}")]
@@ -44,3 +42,18 @@ fn body_suffix(body: &str) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error with all its sources, `a: b: c`.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -275,7 +275,7 @@ impl RegistryClient {
                 }
                 req.body(body).map_err(|e| Error::Http {
                     url,
-                    source: Box::new(e),
+                    reason: crate::error::chain(&e),
                 })
             };
         let mut sent = 0u64;
@@ -419,7 +419,7 @@ impl RegistryClient {
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .map_err(|e| Error::Http {
                 url: location.clone(),
-                source: Box::new(e),
+                reason: crate::error::chain(&e),
             })?;
         let patched = match self.raw(req).await {
             Ok(resp) => check(resp, registry, "PATCH blob (streamed)").await,
@@ -439,7 +439,7 @@ impl RegistryClient {
         }
         let req = req.body(empty()).map_err(|e| Error::Http {
             url: location.clone(),
-            source: Box::new(e),
+            reason: crate::error::chain(&e),
         })?;
         check(
             self.raw(req).await?,

@@ -69,7 +69,7 @@ fn push_and_pull_100mib_berth_vs_docker() {
         },
     )
     .unwrap();
-    let client = RegistryClient::new(ClientOptions::default());
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let target: Reference = format!("{REG}/berth-bench-{id}:latest").parse().unwrap();
     let t = Instant::now();
     rt.block_on(client.push(svc.clone(), &local.to_string(), &target, &|_| {}))

@@ -120,7 +120,7 @@ fn pulls_a_multi_layer_image_and_mounts_it() {
     ]);
 
     let svc = Arc::new(ImageService::open(&tmp.path().join("store")).unwrap());
-    let client = RegistryClient::new(ClientOptions::default());
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let r: Reference = target.parse().unwrap();
     let rec = rt()
         .block_on(client.pull(svc.clone(), &r, &|_| {}))

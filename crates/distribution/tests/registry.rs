@@ -24,7 +24,7 @@ fn pulls_what_skopeo_pushed() {
 
     let tmp = tempfile::tempdir().unwrap();
     let svc = Arc::new(ImageService::open(tmp.path()).unwrap());
-    let client = RegistryClient::new(ClientOptions::default());
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let r: Reference = target.parse().unwrap();
     let (log, cb) = events();
     let rec = rt().block_on(client.pull(svc.clone(), &r, &cb)).unwrap();
@@ -79,7 +79,7 @@ fn push_is_read_back_identical_by_skopeo_and_mounts_across_repos() {
     let svc = Arc::new(ImageService::open(tmp.path()).unwrap());
     svc.load(fs::File::open(anchors().join("busybox-docker.tar")).unwrap())
         .unwrap();
-    let client = RegistryClient::new(ClientOptions::default());
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let rt = rt();
 
     let t1: Reference = format!("{}/pushed/bb:v1", reg.addr).parse().unwrap();
@@ -160,7 +160,8 @@ fn push_is_read_back_identical_by_skopeo_and_mounts_across_repos() {
     let chunked = RegistryClient::new(ClientOptions {
         chunk_size: Some(256 * 1024),
         ..Default::default()
-    });
+    })
+    .unwrap();
     let t3: Reference = format!("{}/chunked/bb:v3", reg.addr).parse().unwrap();
     let (log, cb) = events();
     let d3 = rt

@@ -88,7 +88,7 @@ fn dropped_connections_are_resumed_with_range() {
     let (proxy, cuts) = rt.block_on(flaky_proxy(reg.addr.clone(), 300_000, 2));
     let tmp = tempfile::tempdir().unwrap();
     let svc = Arc::new(ImageService::open(tmp.path()).unwrap());
-    let client = RegistryClient::new(ClientOptions::default());
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let r: Reference = format!("{proxy}/lib/busybox:1").parse().unwrap();
     let (log, cb) = events();
     let rec = rt.block_on(client.pull(svc.clone(), &r, &cb)).unwrap();
@@ -125,7 +125,8 @@ fn dropped_connections_are_resumed_with_range() {
     let once = RegistryClient::new(ClientOptions {
         download_attempts: 1,
         ..Default::default()
-    });
+    })
+    .unwrap();
     let r: Reference = format!("{proxy}/lib/busybox:1").parse().unwrap();
     let err = rt
         .block_on(once.pull(svc.clone(), &r, &|_| {}))
@@ -250,7 +251,7 @@ fn bearer_token_auth_for_push_and_pull() {
         .unwrap();
 
     // No credentials: the token server refuses, and the error says so.
-    let anon = RegistryClient::new(ClientOptions::default());
+    let anon = RegistryClient::new(ClientOptions::default()).unwrap();
     let target: Reference = format!("{proxy}/secure/bb:v1").parse().unwrap();
     let err = rt
         .block_on(anon.push(svc.clone(), "busybox", &target, &|_| {}))
@@ -267,7 +268,7 @@ fn bearer_token_auth_for_push_and_pull() {
         )]),
         ..Default::default()
     };
-    let client = RegistryClient::new(opts);
+    let client = RegistryClient::new(opts).unwrap();
     let before = token_requests.load(Ordering::SeqCst);
     let digest = rt
         .block_on(client.push(svc.clone(), "busybox", &target, &|_| {}))
