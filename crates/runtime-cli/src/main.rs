@@ -1,12 +1,16 @@
 //! berth-runtime: an OCI runtime with runc's command line.
 
 mod logging;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use berth_runtime::{container, default_spec, exe_seal, run, CreateOptions, Root};
+use berth_runtime::exec::{ExecOptions, ExecOverrides};
+use berth_runtime::{
+    container, default_spec, exe_seal, exec, features, manage, run, spec, CreateOptions, Root,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 
 const DEFAULT_ROOT: &str = "/run/berth-runtime";
@@ -103,6 +107,67 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run a new process inside a running container.
+    Exec {
+        /// Process spec (JSON) to run instead of COMMAND and the flags.
+        #[arg(short, long)]
+        process: Option<PathBuf>,
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// NAME=VALUE, repeatable.
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// uid[:gid]
+        #[arg(short, long)]
+        user: Option<String>,
+        #[arg(short = 'g', long)]
+        additional_gids: Vec<u32>,
+        /// Add a capability (repeatable).
+        #[arg(short, long)]
+        cap: Vec<String>,
+        #[arg(long)]
+        no_new_privs: bool,
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        /// Accepted for runc compatibility.
+        #[arg(long)]
+        process_label: Option<String>,
+        /// Accepted for runc compatibility.
+        #[arg(long)]
+        apparmor: Option<String>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change a running container's resource limits.
+    Update {
+        #[command(flatten)]
+        u: update::UpdateArgs,
+    },
+    /// Stream stats and OOM events of a container as JSON lines.
+    Events {
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between stats events.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Print the OCI features document of this runtime.
+    Features,
     /// Show the processes running in a container.
     Ps {
         #[arg(short, long, value_enum, default_value = "table")]
@@ -203,6 +268,96 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => print_list(&root, format, quiet)?,
+        Command::Exec {
+            process,
+            tty,
+            detach,
+            pid_file,
+            console_socket,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            cap,
+            no_new_privs,
+            preserve_fds,
+            process_label: _,
+            apparmor: _,
+            id,
+            command,
+        } => {
+            seal()?;
+            let process = match process {
+                Some(path) => {
+                    let data =
+                        std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+                    let de = &mut serde_json::Deserializer::from_slice(&data);
+                    serde_path_to_error::deserialize(de).map_err(|e| {
+                        anyhow::anyhow!(
+                            "invalid process {}: {}: {}",
+                            path.display(),
+                            e.path(),
+                            e.inner()
+                        )
+                    })?
+                }
+                None => {
+                    let state = root.load(&id)?;
+                    let spec = spec::load(&state.bundle)?;
+                    exec::process_from_flags(
+                        &spec,
+                        &ExecOverrides {
+                            args: command,
+                            tty,
+                            cwd,
+                            env,
+                            user,
+                            additional_gids,
+                            caps: cap,
+                            no_new_privs,
+                        },
+                    )?
+                }
+            };
+            let code = exec::exec(
+                &root,
+                &ExecOptions {
+                    id,
+                    process,
+                    detach,
+                    pid_file,
+                    console_socket,
+                    preserve_fds,
+                },
+            )?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Command::Pause { id } => manage::pause(&root, &id)?,
+        Command::Resume { id } => manage::resume(&root, &id)?,
+        Command::Update { u } => manage::update(&root, &u.id, &u.resources()?)?,
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            if stats {
+                println!("{}", manage::stats_event(&root, &id)?);
+            } else {
+                let secs: f64 = interval
+                    .trim_end_matches('s')
+                    .parse()
+                    .with_context(|| format!("invalid --interval {interval:?}"))?;
+                manage::events(
+                    &root,
+                    &id,
+                    std::time::Duration::from_secs_f64(secs.max(0.01)),
+                    |ev| {
+                        println!("{ev}");
+                    },
+                )?;
+            }
+        }
+        Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
         Command::Ps {
             format,
             id,

@@ -167,6 +167,16 @@ fn non_root_user_with_groups_umask_and_no_caps() {
 }
 
 #[test]
+fn signals_are_unblocked_and_default_in_the_container() {
+    let env = Env::new();
+    let b = env.bundle(&["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]);
+    let out = env.run_ok(&b, "sigs");
+    for l in out.lines() {
+        assert!(l.ends_with("0000000000000000"), "{l}");
+    }
+}
+
+#[test]
 fn host_processes_and_files_are_invisible() {
     let env = Env::new();
     let b = env.bundle(&[

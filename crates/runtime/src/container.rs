@@ -242,7 +242,11 @@ fn cgroup_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
         .unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
     rules.extend(berth_cgroups::default_device_rules());
-    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let typ = match d.typ() {
             LinuxDeviceType::B => LinuxDeviceType::B,
             LinuxDeviceType::P => LinuxDeviceType::P,
@@ -275,8 +279,10 @@ fn forward_seccomp_listener(spec: &Spec, state: &State, sock: &OwnedFd) -> Resul
         return Ok(());
     };
     let oci_state: oci_spec::runtime::State =
-        serde_json::from_value(state.to_oci_json(Status::Creating)).map_err(|e| Error::Init(e.to_string()))?;
-    let msg = berth_seccomp::process_state(state.pid, seccomp.listener_metadata().clone(), oci_state);
+        serde_json::from_value(state.to_oci_json(Status::Creating))
+            .map_err(|e| Error::Init(e.to_string()))?;
+    let msg =
+        berth_seccomp::process_state(state.pid, seccomp.listener_metadata().clone(), oci_state);
     berth_seccomp::send_to_listener(path, fd.as_fd(), &msg)?;
     Ok(())
 }
@@ -457,6 +463,8 @@ fn kill_and_wait(state: &State) {
     let mut pids = Vec::new();
     if let Some(cg) = &state.cgroup {
         pids = cg.pids().unwrap_or_default();
+        // A frozen task cannot die: thaw first.
+        let _ = cg.thaw();
         let _ = cg.kill_all();
     }
     if state.pid > 0

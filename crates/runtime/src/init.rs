@@ -2,16 +2,15 @@
 //! namespaces, talks to the parent over a seqpacket socket, and holds before
 //! execve until `start` writes to the exec fifo.
 
-use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
+use crate::process::{self, Exec};
 use crate::{console, hooks, namespaces, rootfs, spec, sys};
 
 /// Messages on the sync socket.
@@ -82,7 +81,7 @@ pub fn peek(sync: &OwnedFd) -> std::io::Result<Option<u8>> {
 }
 
 /// Waits for message `want`; returns what follows its tag.
-fn expect(sync: &OwnedFd, want: u8) -> Vec<u8> {
+pub(crate) fn expect(sync: &OwnedFd, want: u8) -> Vec<u8> {
     let mut b = vec![0u8; 64 * 1024];
     match recv(sync, &mut b) {
         Ok(n) if n >= 1 && b[0] == want => {
@@ -108,12 +107,6 @@ pub fn run(a: InitArgs) -> ! {
             std::process::exit(1);
         }
     }
-}
-
-struct Exec {
-    path: CString,
-    argv: Vec<CString>,
-    env: Vec<CString>,
 }
 
 /// Returns what to exec and the container state (from the parent) that
@@ -195,91 +188,17 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
             .context(|| "send pty master to console socket".into())?;
     }
 
-    set_rlimits(process)?;
-    let user = process.user();
-    if let Some(mask) = user.umask() {
-        sys::umask(mask);
-    }
-
-    let exec = resolve_exec(process)?;
-
-    // Without no_new_privs installing a filter needs CAP_SYS_ADMIN, so it
-    // happens before capabilities go; a listener descriptor must reach the
-    // parent while it still listens. Otherwise the filter waits for execve.
-    if let Some(filter) = a.seccomp {
-        if !no_new_privs(process) || filter.uses_notify() {
-            if no_new_privs(process) {
-                sys::set_no_new_privs().context(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
-            }
-            install_seccomp(a, filter)?;
-        }
-    }
-
-    if let Some(caps) = &a.caps {
-        caps.drop_bounding(a.last_cap)
-            .context(|| "drop bounding capabilities".into())?;
-    }
-    sys::set_keepcaps(true).context(|| "prctl(PR_SET_KEEPCAPS)".into())?;
-    let mut groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
-    groups.retain(|g| *g != user.gid());
-    if !(a.in_userns && sys::geteuid() != 0) {
-        // setgroups may be denied in a rootless user namespace.
-        if let Err(e) = sys::setgroups(&groups) {
-            if !(a.in_userns && e.raw_os_error() == Some(libc::EPERM)) {
-                return Err(e).context(|| "setgroups".into());
-            }
-        }
-    }
-    sys::setresgid(user.gid()).context(|| format!("setresgid({})", user.gid()))?;
-    sys::setresuid(user.uid()).context(|| format!("setresuid({})", user.uid()))?;
-    sys::set_keepcaps(false).context(|| "prctl(PR_SET_KEEPCAPS)".into())?;
-    if let Some(caps) = &a.caps {
-        caps.apply(a.last_cap)
-            .context(|| "set capabilities".into())?;
-    }
-
-    std::env::set_current_dir(process.cwd())
-        .context(|| format!("chdir to cwd {:?}", process.cwd()))?;
-    check_cwd_inside()?;
-
-    if no_new_privs(process) {
-        sys::set_no_new_privs().context(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
-    }
+    let exec = process::finalize(&process::Finalize {
+        process,
+        caps: a.caps,
+        last_cap: a.last_cap,
+        in_userns: a.in_userns,
+        seccomp: a.seccomp,
+        sync: a.sync,
+    })?;
 
     send(a.sync, &[msg::READY]).context(|| "report ready".into())?;
     Ok((exec, state_json))
-}
-
-fn no_new_privs(process: &oci_spec::runtime::Process) -> bool {
-    process.no_new_privileges().unwrap_or(false)
-}
-
-fn install_seccomp(a: &InitArgs, filter: &berth_seccomp::CompiledFilter) -> Result<()> {
-    use std::os::fd::AsFd;
-    let listener = berth_seccomp::install(filter).map_err(|e| Error::Sys {
-        context: "install seccomp filter".into(),
-        source: std::io::Error::from_raw_os_error(e as i32),
-    })?;
-    if let Some(fd) = listener {
-        berth_seccomp::send_fd(a.sync.as_fd(), fd.as_fd()).map_err(|e| Error::Sys {
-            context: "send seccomp listener".into(),
-            source: std::io::Error::from_raw_os_error(e as i32),
-        })?;
-    }
-    Ok(())
-}
-
-/// A leaked descriptor used as cwd would put the process outside its root
-/// (CVE-2024-21626): getcwd then reports an unreachable path.
-fn check_cwd_inside() -> Result<()> {
-    let cwd = std::env::current_dir().context(|| "getcwd".into())?;
-    if !cwd.is_absolute() || cwd.as_os_str().as_bytes().starts_with(b"(unreachable)") {
-        return Err(Error::config(
-            "process.cwd",
-            "resolves outside the container",
-        ));
-    }
-    Ok(())
 }
 
 fn pre_pivot_hooks(a: &InitArgs, state_json: &[u8]) -> Result<()> {
@@ -315,90 +234,41 @@ fn set_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn set_rlimits(process: &oci_spec::runtime::Process) -> Result<()> {
-    for r in process.rlimits().iter().flatten() {
-        let res = rlimit_resource(r.typ());
-        sys::setrlimit(res, r.soft(), r.hard()).context(|| format!("setrlimit {:?}", r.typ()))?;
-    }
-    Ok(())
-}
-
-fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> libc::c_int {
-    use oci_spec::runtime::PosixRlimitType as T;
-    (match t {
-        T::RlimitCpu => libc::RLIMIT_CPU,
-        T::RlimitFsize => libc::RLIMIT_FSIZE,
-        T::RlimitData => libc::RLIMIT_DATA,
-        T::RlimitStack => libc::RLIMIT_STACK,
-        T::RlimitCore => libc::RLIMIT_CORE,
-        T::RlimitRss => libc::RLIMIT_RSS,
-        T::RlimitNproc => libc::RLIMIT_NPROC,
-        T::RlimitNofile => libc::RLIMIT_NOFILE,
-        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-        T::RlimitAs => libc::RLIMIT_AS,
-        T::RlimitLocks => libc::RLIMIT_LOCKS,
-        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-        T::RlimitNice => libc::RLIMIT_NICE,
-        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
-        T::RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as libc::c_int
-}
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Finds the executable in the container's root (we are already inside it),
-/// so "not found" is reported by `create`, not lost after `start`.
-fn resolve_exec(process: &oci_spec::runtime::Process) -> Result<Exec> {
-    let args = process.args().as_deref().unwrap_or_default();
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let arg0 = args
-        .first()
-        .ok_or_else(|| Error::config("process.args", "must not be empty"))?;
-    let path = if arg0.contains('/') {
-        let p = PathBuf::from(arg0);
-        if !p.exists() {
-            return Err(Error::Init(format!(
-                "exec: {arg0:?}: no such file or directory"
-            )));
-        }
-        p
-    } else {
-        let search = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or(DEFAULT_PATH);
-        search
-            .split(':')
-            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(arg0))
-            .find(|p| is_executable(p))
-            .ok_or_else(|| {
-                Error::Init(format!(
-                    "exec: {arg0:?}: executable file not found in $PATH"
-                ))
-            })?
-    };
-    let c =
-        |s: &str| CString::new(s).map_err(|_| Error::config("process.args", "contains a NUL byte"));
-    Ok(Exec {
-        path: CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| Error::config("process.args", "contains a NUL byte"))?,
-        argv: args.iter().map(|s| c(s)).collect::<Result<_>>()?,
-        env: env.iter().map(|s| c(s)).collect::<Result<_>>()?,
-    })
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn unblock_signals() {
-    // SAFETY: sigset operations on a local set.
+/// Unblocks every signal and restores default dispositions: the runtime
+/// ignores SIGPIPE (as every Rust program does), and an ignored signal would
+/// stay ignored across execve into the container's process.
+pub(crate) fn unblock_signals() {
+    // SAFETY: sigset operations on a local set; signal() with SIG_DFL.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // Raw rt_sigaction: glibc's wrapper refuses the two real-time
+        // signals it reserves for itself, which may arrive ignored too.
+        #[repr(C)]
+        struct KernelSigaction {
+            handler: usize,
+            flags: u64,
+            restorer: usize,
+            mask: u64,
+        }
+        let dfl = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
     }
 }
 
@@ -427,29 +297,5 @@ fn exec_after_start(a: &InitArgs, exec: Exec, state_json: &[u8]) -> ! {
         let _ = writeln!(std::io::stderr(), "berth-runtime: {e}");
         std::process::exit(1);
     }
-    if let Err(e) = sys::cloexec_from(3 + a.preserve_fds) {
-        let _ = writeln!(std::io::stderr(), "berth-runtime: close descriptors: {e}");
-        std::process::exit(1);
-    }
-    // Last, so the profile need allow nothing of ours but execve.
-    if let Some(filter) = a.seccomp {
-        let process = a.spec.process().as_ref();
-        if process.is_some_and(no_new_privs) && !filter.uses_notify() {
-            if let Err(e) = berth_seccomp::install(filter) {
-                let _ = writeln!(std::io::stderr(), "berth-runtime: install seccomp filter: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
-    let err = sys::execve(&exec.path, &exec.argv, &exec.env);
-    let _ = writeln!(
-        std::io::stderr(),
-        "berth-runtime: exec {:?}: {err}",
-        exec.path
-    );
-    std::process::exit(if err.raw_os_error() == Some(libc::ENOENT) {
-        127
-    } else {
-        126
-    });
+    process::exec_now(&exec, a.seccomp, a.spec.process().as_ref(), a.preserve_fds)
 }

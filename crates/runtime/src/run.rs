@@ -19,22 +19,7 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
         container::start(root, &opts.id)?;
         return Ok(0);
     }
-    // Signals are blocked here and read from a signalfd; init unblocks them
-    // in itself before exec.
-    let mut mask = SigSet::all();
-    for s in [
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-    ] {
-        mask.remove(s);
-    }
-    mask.thread_block().context(|| "block signals".into())?;
-    // Orphans of an intermediate process must come back to us for reaping.
-    sys::set_child_subreaper().context(|| "prctl(PR_SET_CHILD_SUBREAPER)".into())?;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context(|| "signalfd".into())?;
+    let sfd = foreground_signals()?;
 
     let spec = container::load_spec(&opts.bundle)?;
     let terminal = spec
@@ -54,12 +39,7 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
         Some(sock) => Some(console::recv_fd(sock).context(|| "receive pty master".into())?),
         None => None,
     };
-    let raw = master.as_ref().and_then(|_| RawMode::enter(0));
-    if let Some(m) = &master {
-        if let Some((rows, cols)) = console::get_size(0) {
-            console::set_size(m.as_raw_fd(), rows, cols);
-        }
-    }
+    let raw = attach_terminal(master.as_ref());
     container::start(root, &opts.id)?;
     let code = supervise(state.pid, &sfd, master.as_ref());
     drop(raw);
@@ -67,7 +47,8 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     Ok(code)
 }
 
-fn supervise(pid: i32, sfd: &SignalFd, master: Option<&OwnedFd>) -> i32 {
+/// Relays the terminal and signals until `pid` exits; returns its exit code.
+pub(crate) fn supervise(pid: i32, sfd: &SignalFd, master: Option<&OwnedFd>) -> i32 {
     let stdin = std::io::stdin();
     let mut stdin_open = master.is_some();
     let mut buf = [0u8; 8192];
@@ -134,6 +115,36 @@ fn supervise(pid: i32, sfd: &SignalFd, master: Option<&OwnedFd>) -> i32 {
     }
 }
 
+/// Blocks signals and returns a signalfd for them: the foreground runtime
+/// forwards what it receives to the container. Children unblock signals in
+/// themselves before exec. Orphans of an intermediate process come back to
+/// us for reaping.
+pub(crate) fn foreground_signals() -> Result<SignalFd> {
+    let mut mask = SigSet::all();
+    for s in [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
+        mask.remove(s);
+    }
+    mask.thread_block().context(|| "block signals".into())?;
+    sys::set_child_subreaper().context(|| "prctl(PR_SET_CHILD_SUBREAPER)".into())?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context(|| "signalfd".into())
+}
+
+/// Our terminal in raw mode and sized like the container's, while a
+/// foreground process with a terminal runs.
+pub(crate) fn attach_terminal(master: Option<&OwnedFd>) -> Option<RawMode> {
+    let m = master?;
+    if let Some((rows, cols)) = console::get_size(0) {
+        console::set_size(m.as_raw_fd(), rows, cols);
+    }
+    RawMode::enter(0)
+}
+
 /// Copies what the container printed just before exiting.
 fn drain(master: &OwnedFd) {
     let _ = rustix::fs::fcntl_setfl(master, rustix::fs::OFlags::NONBLOCK);
@@ -157,7 +168,7 @@ fn write_all(fd: BorrowedFd, mut data: &[u8]) {
 }
 
 /// Puts our terminal in raw mode for the container's pty; restores on drop.
-struct RawMode {
+pub(crate) struct RawMode {
     fd: i32,
     saved: nix::sys::termios::Termios,
 }
