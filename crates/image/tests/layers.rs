@@ -419,3 +419,86 @@ fn many_layers_mount_beyond_the_one_page_limit() {
     let _g = MountGuard(target.clone());
     assert_eq!(listing(&target).len(), 80);
 }
+
+mod hostile_property {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        let comp = prop::sample::select(vec![
+            "a",
+            "b",
+            "..",
+            ".",
+            "evil",
+            ".wh.a",
+            ".wh..wh..opq",
+            ".wh...",
+            "",
+        ]);
+        (any::<bool>(), prop::collection::vec(comp, 1..4)).prop_map(|(abs, c)| {
+            let p = c.join("/");
+            if abs {
+                format!("/{p}")
+            } else {
+                p
+            }
+        })
+    }
+
+    fn target() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "/",
+            "..",
+            "../..",
+            "a",
+            "/etc",
+            "../../../outside",
+            "evil/a",
+            "/outside/passwd",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    #[derive(Debug, Clone)]
+    enum K {
+        File(String),
+        Dir(String),
+        Sym(String, String),
+        Hard(String, String),
+    }
+
+    fn entry() -> impl Strategy<Value = K> {
+        prop_oneof![
+            name().prop_map(K::File),
+            name().prop_map(K::Dir),
+            (name(), target()).prop_map(|(n, t)| K::Sym(n, t)),
+            (name(), prop_oneof![target(), name()]).prop_map(|(n, t)| K::Hard(n, t)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// Whatever the entries, nothing outside the root changes and nothing panics.
+        #[test]
+        fn nothing_escapes(entries in prop::collection::vec(entry(), 1..8)) {
+            let owned: Vec<E> = entries
+                .iter()
+                .filter(|k| match k {
+                    K::File(n) | K::Dir(n) => !n.is_empty() && n.len() < 90,
+                    K::Sym(n, t) | K::Hard(n, t) => !n.is_empty() && n.len() < 90 && t.len() < 90,
+                })
+                .map(|k| match k {
+                    K::File(n) => E::File(n, b"x", 0o644),
+                    K::Dir(n) => E::Dir(n, 0o755),
+                    K::Sym(n, t) => E::Symlink(n, t),
+                    K::Hard(n, t) => E::Hardlink(n, t),
+                })
+                .collect();
+            let tar = tar_of(&owned);
+            // apply_hostile asserts the outside is untouched; the result may be Ok or Err.
+            let (_r, _tmp) = apply_hostile(&tar);
+        }
+    }
+}
