@@ -24,5 +24,5 @@ pub mod archive;
 pub mod import;
 pub mod service;
 
-pub use service::{ImageService, ImportOptions, SaveFormat};
+pub use service::{CommitOptions, ImageService, ImportOptions, SaveFormat};
 pub mod spec;

@@ -42,6 +42,17 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
 }
 
+/// Options of `docker commit` (and of each builder step).
+#[derive(Clone, Debug, Default)]
+pub struct CommitOptions {
+    pub reference: Option<Reference>,
+    pub changes: Vec<String>,
+    pub author: Option<String>,
+    pub message: Option<String>,
+    /// The `created_by` of the history entry (the builder puts the instruction here).
+    pub created_by: Option<String>,
+}
+
 /// Output format of [`ImageService::save`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaveFormat {
@@ -448,6 +459,60 @@ impl ImageService {
         })();
         let _ = fs::remove_file(&tmp_path);
         result
+    }
+
+    /// `docker commit`: the changes in a container's writable layer (`upper`, an overlay upper
+    /// dir) become a new layer on top of `parent`'s. The layer is stored uncompressed (its
+    /// digest is its diffID); push compresses it.
+    pub fn commit(
+        &self,
+        parent: &ImageRecord,
+        upper: &Path,
+        opts: &CommitOptions,
+    ) -> Result<ImageRecord> {
+        let mut config = self.config_of(parent)?;
+        let parent_manifest = self.manifest_of(parent)?;
+        let w = self.content.writer(Algorithm::Sha256)?;
+        let (stats, w) = crate::layer::write_diff(upper, w)?;
+        let (layer_digest, layer_size) = w.commit(Some(&stats.diff_id), Some(stats.size))?;
+        let mut cc = config.container_config();
+        apply_changes(&mut cc, &opts.changes)?;
+        let now = rfc3339(std::time::SystemTime::now());
+        config.created = Some(now.clone());
+        if opts.author.is_some() {
+            config.author = opts.author.clone();
+        }
+        config.config = Some(cc);
+        config.rootfs.diff_ids.push(stats.diff_id.clone());
+        config
+            .history
+            .get_or_insert_with(Vec::new)
+            .push(crate::config::History {
+                created: Some(now),
+                created_by: opts.created_by.clone(),
+                author: opts.author.clone(),
+                comment: opts.message.clone(),
+                empty_layer: None,
+            });
+        let cfg_bytes = config.to_json();
+        let cfg_digest = self.content.write_bytes(&cfg_bytes)?;
+        let mut layers = Vec::new();
+        for l in parent_manifest.layers() {
+            layers.push((
+                l.media_type().to_string(),
+                Digest::from_oci(l.digest())?,
+                l.size(),
+            ));
+        }
+        layers.push((
+            crate::manifest::OCI_LAYER.to_string(),
+            layer_digest,
+            layer_size,
+        ));
+        let m = oci_manifest_json((&cfg_digest, cfg_bytes.len() as u64), &layers);
+        let md = self.content.write_bytes(&m)?;
+        let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
+        self.register(&md, None, &tags, &[])
     }
 
     /// `docker import`: a rootfs tarball (plain, gzip or zstd) as a new one-layer image.

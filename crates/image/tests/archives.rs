@@ -341,3 +341,56 @@ fn import_with_changes_then_gc() {
     assert_eq!(removed, chain);
     assert!(svc.content.list().unwrap().is_empty());
 }
+
+#[test]
+fn commit_a_container_and_run_its_rootfs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = ImageService::open(tmp.path()).unwrap();
+    svc.load(fs::File::open(anchors().join("busybox-docker.tar")).unwrap())
+        .unwrap();
+    let base = svc.images.resolve("busybox").unwrap();
+    let ovl = svc.prepare_rootfs("c1", &base).unwrap();
+    let root = tmp.path().join("rootfs");
+    fs::create_dir(&root).unwrap();
+    ovl.mount(&root).unwrap();
+    {
+        let _g = MountGuard(root.clone());
+        fs::write(root.join("etc/motd"), b"committed\n").unwrap();
+        fs::remove_file(root.join("etc/hostname")).unwrap();
+        fs::remove_dir_all(root.join("home/user")).unwrap();
+    }
+    let opts = berth_image::CommitOptions {
+        reference: Some("committed:1".parse().unwrap()),
+        changes: vec!["ENV STEP=1".into(), "CMD [\"cat\",\"/etc/motd\"]".into()],
+        author: Some("test".into()),
+        message: Some("a commit".into()),
+        created_by: Some("berth commit".into()),
+    };
+    let rec = svc
+        .commit(&base, &svc.snapshots.rw_upper("c1").unwrap(), &opts)
+        .unwrap();
+    assert_eq!(rec.diff_ids.len(), 2);
+    assert_eq!(rec.diff_ids[0], base.diff_ids[0]);
+    let cfg = svc.config_of(&rec).unwrap();
+    assert_eq!(
+        cfg.container_config().cmd.unwrap(),
+        vec!["cat", "/etc/motd"]
+    );
+    assert!(cfg
+        .container_config()
+        .env
+        .unwrap()
+        .contains(&"STEP=1".to_string()));
+    assert_eq!(cfg.history.as_ref().unwrap().len(), 2);
+
+    // A container of the new image sees the changes.
+    let ovl = svc.prepare_rootfs("c2", &rec).unwrap();
+    let root2 = tmp.path().join("rootfs2");
+    fs::create_dir(&root2).unwrap();
+    ovl.mount(&root2).unwrap();
+    let _g = MountGuard(root2.clone());
+    assert_eq!(fs::read(root2.join("etc/motd")).unwrap(), b"committed\n");
+    assert!(!root2.join("etc/hostname").exists());
+    assert!(!root2.join("home/user").exists());
+    assert!(root2.join("bin/busybox").exists());
+}
