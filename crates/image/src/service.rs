@@ -171,9 +171,31 @@ impl ImageService {
         self.images.put(rec)
     }
 
-    /// The overlay for a new container of `image` (writable dir named `key`).
+    /// The overlay for a new container of `image` (writable dir named `key`). Layers whose
+    /// snapshot is missing (removed after a crash, or by GC) are extracted again first.
     pub fn prepare_rootfs(&self, key: &str, image: &ImageRecord) -> Result<OverlayMount> {
+        self.ensure_unpacked(image)?;
         self.snapshots.prepare_rw(key, &self.chain_ids_of(image))
+    }
+
+    /// Extracts every layer of `image` that has no snapshot, from its blob.
+    pub fn ensure_unpacked(&self, image: &ImageRecord) -> Result<()> {
+        let chain = self.chain_ids_of(image);
+        if chain.iter().all(|c| self.snapshots.has_layer(c)) {
+            return Ok(());
+        }
+        let manifest = self.manifest_of(image)?;
+        for (i, layer) in manifest.layers().iter().enumerate() {
+            let (Some(c), Some(diff)) = (chain.get(i), image.diff_ids.get(i)) else {
+                break;
+            };
+            if !self.snapshots.has_layer(c) {
+                let f = self.content.open_blob(&Digest::from_oci(layer.digest())?)?;
+                self.snapshots
+                    .apply(c, Some(diff), std::io::BufReader::new(f))?;
+            }
+        }
+        Ok(())
     }
 
     /// `docker load`: accepts `docker save` archives (both layouts) and OCI archives.

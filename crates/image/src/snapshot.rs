@@ -1,6 +1,15 @@
 //! Snapshots: one directory per layer, `<root>/snapshots/<chainID-hex>/fs`, holding that
 //! layer alone in overlayfs form, plus writable `rw-<key>/{fs,work}` directories for
 //! containers. A container rootfs is an overlay mount of the layer chain and its writable dir.
+//!
+//! Durability is deferred: a layer snapshot is derived data (its blob in the content store is
+//! fsynced), so extraction does not wait for the disk. A new snapshot carries an `unsynced`
+//! marker holding the boot ID; [`SnapshotStore::sync_pending`] (called by the daemon every
+//! few seconds and at shutdown) syncs the filesystem once and drops the markers. At open, a
+//! marker from an earlier boot means the machine went down before the data was on disk: that
+//! snapshot is removed and extracted again from its blob when next needed. A marker from this
+//! boot (the daemon restarted, the kernel did not) only needs the sync: the data is intact in
+//! the page cache, and running containers may be using it.
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, IoContext, Result};
@@ -16,6 +25,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const RW_PREFIX: &str = "rw-";
+const UNSYNCED: &str = "unsynced";
 const LAYER_DIR: &str = "fs";
 const OVERLAY_FEATURES: [(&str, &str); 3] = [
     ("redirect_dir", "off"),
@@ -38,7 +48,8 @@ pub struct OverlayMount {
 }
 
 impl SnapshotStore {
-    /// Opens the store and removes layer directories whose extraction was interrupted.
+    /// Opens the store, removes interrupted extractions and snapshots an OS crash may have
+    /// left incomplete, and makes the rest durable.
     pub fn open(root: &Path) -> Result<SnapshotStore> {
         let dir = root.join("snapshots");
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
@@ -46,7 +57,59 @@ impl SnapshotStore {
         if n > 0 {
             tracing::info!(removed = n, "removed interrupted layer extractions");
         }
-        Ok(SnapshotStore { dir })
+        let store = SnapshotStore { dir };
+        let boot = boot_id();
+        let mut pending = false;
+        for d in store.list_layers()? {
+            let marker = store.dir.join(d.hex()).join(UNSYNCED);
+            match fs::read_to_string(&marker) {
+                Ok(b) if b.trim() == boot && !boot.is_empty() => pending = true,
+                Ok(_) => {
+                    tracing::warn!(chain_id = %d, "layer extracted before a reboot and never synced: removing it");
+                    store.remove_layer(&d)?;
+                }
+                Err(_) => {}
+            }
+        }
+        if pending {
+            store.sync_pending()?;
+        }
+        Ok(store)
+    }
+
+    /// Makes every snapshot extracted so far durable (one syncfs) and clears their markers.
+    pub fn sync_pending(&self) -> Result<usize> {
+        let markers: Vec<PathBuf> = self
+            .list_layers()?
+            .iter()
+            .map(|d| self.dir.join(d.hex()).join(UNSYNCED))
+            .filter(|m| m.exists())
+            .collect();
+        if markers.is_empty() {
+            return Ok(0);
+        }
+        let f = fs::File::open(&self.dir).ctx(|| format!("open {}", self.dir.display()))?;
+        rustix::fs::syncfs(&f).ctx(|| "syncfs snapshots".to_string())?;
+        for m in &markers {
+            match fs::remove_file(m) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).ctx(|| format!("remove {}", m.display())),
+            }
+            if let Some(parent) = m.parent() {
+                fsync_dir(parent)?;
+            }
+        }
+        Ok(markers.len())
+    }
+
+    /// Snapshots not yet known to be on disk.
+    pub fn unsynced(&self) -> Result<Vec<Digest>> {
+        Ok(self
+            .list_layers()?
+            .into_iter()
+            .filter(|d| self.dir.join(d.hex()).join(UNSYNCED).exists())
+            .collect())
     }
 
     pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
@@ -58,8 +121,8 @@ impl SnapshotStore {
     }
 
     /// Extracts a layer blob into the snapshot for `chain_id`. The snapshot appears only once
-    /// complete (extracted in a temp dir, synced, renamed), and only if the uncompressed content
-    /// hashes to `expected_diff_id`.
+    /// complete (extracted in a temp dir, then renamed), and only if the uncompressed content
+    /// hashes to `expected_diff_id`. It is durable after the next [`Self::sync_pending`].
     pub fn apply(
         &self,
         chain_id: &Digest,
@@ -81,9 +144,8 @@ impl SnapshotStore {
             }
             fs::write(tmp.join("diffid"), stats.diff_id.to_string())
                 .and_then(|_| fs::write(tmp.join("size"), stats.uncompressed_size.to_string()))
+                .and_then(|_| fs::write(tmp.join(UNSYNCED), boot_id()))
                 .ctx(|| "write snapshot metadata".to_string())?;
-            let f = fs::File::open(&tmp).ctx(|| format!("open {}", tmp.display()))?;
-            rustix::fs::syncfs(&f).ctx(|| "syncfs snapshot".to_string())?;
             let dest = self.dir.join(chain_id.hex());
             match fs::rename(&tmp, &dest) {
                 Ok(()) => fsync_dir(&self.dir)?,
@@ -272,6 +334,13 @@ impl OverlayMount {
         }
         Ok(s)
     }
+}
+
+/// Changes at every boot; tells a daemon restart from a machine restart.
+fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The kernel explains fsconfig failures in messages read from the fs context fd.

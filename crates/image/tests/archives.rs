@@ -64,6 +64,11 @@ fn loads_skopeo_docker_archive() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].familiar_tags(), vec!["busybox:latest".to_string()]);
     check_busybox(&svc, Some("busybox"));
+    // A snapshot lost (crash before sync, or GC) is extracted again from its blob.
+    let chain = svc.chain_ids_of(&recs[0]);
+    svc.snapshots.remove_layer(&chain[0]).unwrap();
+    let ovl = svc.prepare_rootfs("again", &recs[0]).unwrap();
+    assert!(ovl.lowers[0].join("bin/busybox").is_file());
 }
 
 #[test]

@@ -502,3 +502,34 @@ mod hostile_property {
         }
     }
 }
+
+#[test]
+fn deferred_sync_and_recovery_after_a_reboot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let t1 = tar_of(&[E::File("one", b"1", 0o644)]);
+    let t2 = tar_of(&[E::File("two", b"2", 0o644)]);
+    let (d1, d2) = (Digest::sha256_of(&t1), Digest::sha256_of(&t2));
+    store.apply(&d1, Some(&d1), &t1[..]).unwrap();
+    assert_eq!(store.unsynced().unwrap(), vec![d1.clone()]);
+    assert_eq!(store.sync_pending().unwrap(), 1);
+    assert!(store.unsynced().unwrap().is_empty());
+    assert_eq!(store.sync_pending().unwrap(), 0);
+
+    // d2 extracted but never synced; then "the machine reboots" (another boot ID).
+    store.apply(&d2, Some(&d2), &t2[..]).unwrap();
+    let marker = tmp.path().join("snapshots").join(d2.hex()).join("unsynced");
+    fs::write(&marker, "00000000-0000-0000-0000-000000000000").unwrap();
+    let reopened = SnapshotStore::open(tmp.path()).unwrap();
+    assert!(reopened.has_layer(&d1), "a synced snapshot survives");
+    assert!(
+        !reopened.has_layer(&d2),
+        "an unsynced one from another boot is suspect"
+    );
+
+    // Same boot (only the daemon restarted): kept, and synced at open.
+    reopened.apply(&d2, Some(&d2), &t2[..]).unwrap();
+    let again = SnapshotStore::open(tmp.path()).unwrap();
+    assert!(again.has_layer(&d2));
+    assert!(again.unsynced().unwrap().is_empty());
+}
