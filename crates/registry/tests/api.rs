@@ -83,6 +83,27 @@ async fn blob_get_head_range_delete() {
         assert_eq!(r.header("content-range"), Some("bytes */10000"));
     }
 
+    // Ranges spanning several read chunks of a larger blob.
+    let large: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+    let ld = reg.push_blob("lib/a", &large).await;
+    assert_eq!(
+        reg.get(&format!("/v2/lib/a/blobs/{ld}"))
+            .await
+            .body
+            .as_ref(),
+        &large[..]
+    );
+    let r = reg
+        .req(
+            Method::GET,
+            &format!("/v2/lib/a/blobs/{ld}"),
+            &[("range", "bytes=200000-1099999")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.body.as_ref(), &large[200_000..1_100_000]);
+
     // Same digest, other repository: not linked there.
     let r = reg.get(&format!("/v2/lib/b/blobs/{d}")).await;
     assert_eq!(

@@ -3,7 +3,6 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use tokio_util::io::ReaderStream;
 
 use super::{parse_digest, ApiResult, App, CONTENT_DIGEST};
 use crate::error::{ApiError, ErrorCode};
@@ -117,13 +116,13 @@ pub async fn get(
     let body = if head {
         Body::empty()
     } else {
-        let reader = match app.storage.read_blob(&digest, start, len).await {
+        let stream = match app.storage.read_blob(&digest, start, len).await {
             Ok(r) => r,
             Err(StorageError::BlobUnknown(_)) => return Err(unknown()),
             Err(e) => return Err(e.into()),
         };
         app.metrics.add_bytes_sent(len);
-        Body::from_stream(ReaderStream::with_capacity(reader, 256 * 1024))
+        Body::from_stream(stream)
     };
     builder.body(body).map_err(ApiError::internal)
 }

@@ -14,18 +14,16 @@
 //! partial file under a real name. Temp names start with `.tmp-` and are swept at open.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    BlobInfo, BlobReader, BoxFut, ByteStream, ManifestMeta, Result, Storage, StorageError,
-    UploadStatus,
+    BlobInfo, BoxFut, ByteStream, ManifestMeta, Result, Storage, StorageError, UploadStatus,
 };
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::names::valid_repository;
@@ -193,6 +191,38 @@ fn write_chunks(
         hasher = None;
     }
     (written, hasher, result)
+}
+
+/// Reads `len` bytes on a blocking thread into fresh buffers handed straight to the response,
+/// one copy from the page cache and a bounded number of chunks in flight.
+fn read_chunks(
+    mut file: std::fs::File,
+    mut len: u64,
+    tx: tokio::sync::mpsc::Sender<std::result::Result<Bytes, io::Error>>,
+) {
+    const READ_CHUNK: u64 = 256 * 1024;
+    while len > 0 {
+        let want = len.min(READ_CHUNK) as usize;
+        let mut buf = vec![0u8; want];
+        let item = match file.read(&mut buf) {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "blob shorter than its size",
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                len -= n as u64;
+                Ok(Bytes::from(buf))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        let failed = item.is_err();
+        // A closed channel means the client went away.
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// Starts asynchronous writeback of a range; purely an optimisation, so errors are ignored.
@@ -391,20 +421,30 @@ impl Storage for FsStorage {
         digest: &'a Digest,
         offset: u64,
         len: u64,
-    ) -> BoxFut<'a, BlobReader> {
+    ) -> BoxFut<'a, ByteStream> {
         Box::pin(async move {
-            let mut f = match tokio::fs::File::open(self.blob_path(digest)).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(StorageError::BlobUnknown(digest.clone()))
+            let path = self.blob_path(digest);
+            let file = blocking(move || {
+                let mut f = std::fs::File::open(path)?;
+                if offset > 0 {
+                    f.seek(io::SeekFrom::Start(offset))?;
                 }
-                Err(e) => return Err(e.into()),
-            };
-            if offset > 0 {
-                f.seek(io::SeekFrom::Start(offset)).await?;
-            }
-            let reader: BlobReader = Box::pin(f.take(len));
-            Ok(reader)
+                Ok(f)
+            })
+            .await
+            .map_err(|e| match e {
+                StorageError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+                    StorageError::BlobUnknown(digest.clone())
+                }
+                e => e,
+            })?;
+            let (tx, rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
+            tokio::task::spawn_blocking(move || read_chunks(file, len, tx));
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            let stream: ByteStream = Box::pin(stream);
+            Ok(stream)
         })
     }
 

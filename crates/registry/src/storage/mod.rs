@@ -11,7 +11,6 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncRead;
 
 use crate::digest::Digest;
 
@@ -44,7 +43,6 @@ pub enum StorageError {
 pub type Result<T> = std::result::Result<T, StorageError>;
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, io::Error>> + Send>>;
-pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 
 /// What the registry keeps about one manifest beside its bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -84,7 +82,7 @@ pub trait Storage: Send + Sync + 'static {
     fn unlink_blob<'a>(&'a self, repo: &'a str, digest: &'a Digest) -> BoxFut<'a, bool>;
     /// Opens `len` bytes from `offset` of a blob.
     fn read_blob<'a>(&'a self, digest: &'a Digest, offset: u64, len: u64)
-        -> BoxFut<'a, BlobReader>;
+        -> BoxFut<'a, ByteStream>;
     /// Whole small blob (manifests) into memory.
     fn read_blob_bytes<'a>(&'a self, digest: &'a Digest) -> BoxFut<'a, Bytes>;
     /// Stores bytes the caller has already hashed to `digest` (manifests).
