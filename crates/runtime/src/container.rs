@@ -2,7 +2,7 @@
 //! kill, delete, and the foreground run that strings them together.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -514,8 +514,4 @@ pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
 
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     spec::load(bundle)
-}
-
-pub fn raw_fd(fd: &OwnedFd) -> i32 {
-    fd.as_raw_fd()
 }

@@ -290,7 +290,8 @@ fn check_sysctl(key: &str, ipc: bool, net: bool, uts: bool) -> Result<()> {
         "kernel.shm_rmid_forced",
     ];
     let field = format!("linux.sysctl.{key}");
-    if key.contains("..") || key.contains('/') && key.split('/').any(|c| c == "..") {
+    // Keys become paths under /proc/sys: nothing may climb out of it.
+    if key.is_empty() || key.contains("..") || key.starts_with('/') {
         return Err(Error::config(field, "invalid key"));
     }
     let key_dots = key.replace('/', ".");
