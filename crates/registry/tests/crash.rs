@@ -23,9 +23,14 @@ struct Proc {
 
 impl Proc {
     fn start(root: &Path) -> Proc {
+        Proc::start_with(root, &[])
+    }
+
+    fn start_with(root: &Path, extra: &[&str]) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth-registry"))
             .args(["--listen", "127.0.0.1:0", "--root"])
             .arg(root)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -251,4 +256,73 @@ async fn binary_gc_subcommand() {
         reg.get("/v2/b/app/manifests/v1").await.body.as_ref(),
         &m[..]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_reads_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-registry"))
+        .args(["htpasswd", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"pw")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&htpasswd, &out.stdout).unwrap();
+    let cfg = dir.path().join("registry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:1\"\n[auth]\nmode = \"htpasswd\"\nhtpasswd = \"{}\"\n[limits]\nmax_manifest_bytes = 100\n",
+            htpasswd.display()
+        ),
+    )
+    .unwrap();
+    // --listen overrides the file; auth and limits come from it.
+    let proc = Proc::start_with(
+        &dir.path().join("root"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let reg = client(&proc.base);
+    assert_eq!(reg.get("/v2/").await.status, StatusCode::UNAUTHORIZED);
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:pw")
+    );
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/",
+            &[("authorization", &auth)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = reg
+        .req(
+            Method::PUT,
+            "/v2/a/manifests/x",
+            &[("authorization", &auth)],
+            Bytes::from(vec![b' '; 200]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let m = reg.get("/metrics").await;
+    assert!(String::from_utf8_lossy(&m.body).contains("registry_http_requests_total"));
+
+    // A bad config file is refused with a message, not a panic.
+    std::fs::write(&cfg, "nonsense = [").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-registry"))
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("parsing"));
 }
