@@ -11,6 +11,7 @@ PKGS=(
   iproute2 procps util-linux jq curl file tar gzip
   runc crun                       # peers the tests and benches compare against
   skopeo docker-registry umoci    # registry and image interop tests
+  openssl                         # registry TLS tests make a private CA
 )
 
 export DEBIAN_FRONTEND=noninteractive
