@@ -6,7 +6,7 @@
 #   -l  number of 100 MiB blobs pushed then pulled      (default 12)
 #   -c  concurrency of those phases                     (default 16 for 1 MiB, 4 for 100 MiB)
 #   -m  concurrent uploads in the memory phase          (default 50, of 20 MiB each)
-# Env: CARGO_TARGET_DIR (default /work/targets/registry), DOCKER_REGISTRY (/usr/bin/docker-registry)
+# Env: CARGO_TARGET_DIR (default target), DOCKER_REGISTRY (/usr/bin/docker-registry)
 #
 # Builds berth-registry and the load generator (crates/registry/examples/loadgen.rs) in
 # release mode, starts both registries on 127.0.0.1 with fresh roots in a temp dir, and prints
@@ -22,7 +22,7 @@ while getopts "s:l:c:m:h" o; do
   esac
 done
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/targets/registry}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 DREG=${DOCKER_REGISTRY:-/usr/bin/docker-registry}
 [ -x "$DREG" ] || { echo "needs $DREG (apt-get install docker-registry)" >&2; exit 1; }
 

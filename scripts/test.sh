@@ -9,6 +9,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+# The reference images (busybox, offline from Debian packages) several test
+# binaries read; built once here so parallel tests do not race to make them.
+anchors=${ANCHORS:-$PWD/../shared/anchors}
+export BERTH_ANCHOR_IMAGES=${BERTH_ANCHOR_IMAGES:-${TMPDIR:-/tmp}/anchors-images}
+if [ -x "$anchors/make-images.sh" ]; then
+  "$anchors/make-images.sh" "$BERTH_ANCHOR_IMAGES" >/dev/null
+fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace "$@"

@@ -34,7 +34,7 @@ fn docker(args: &[&str]) {
 fn push_and_pull_100mib_berth_vs_docker() {
     assert!(
         std::net::TcpStream::connect(REG).is_ok(),
-        "peer registry not running: /work/shared/anchors/start-peers.sh"
+        "peer registry not running: ../shared/anchors/start-peers.sh"
     );
     let tmp = tempfile::tempdir().unwrap();
     // A tar holding one incompressible file, like bench.sh's random layer.

@@ -17,10 +17,13 @@ fn anchors() -> &'static Path {
             for t in ["skopeo", "jq", "runc", "busybox"] {
                 require_tool(t);
             }
-            let st = Command::new("/work/shared/anchors/make-images.sh")
-                .arg(&dir)
-                .status()
-                .expect("run make-images.sh");
+            let st = Command::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/anchors/make-images.sh"
+            ))
+            .arg(&dir)
+            .status()
+            .expect("run make-images.sh");
             assert!(st.success(), "make-images.sh failed");
         }
         dir

@@ -1,5 +1,5 @@
 //! Compatibility with Debian's docker 20.10, through the peer dockerd that
-//! /work/shared/anchors/start-peers.sh starts on /run/docker-anchor.sock. Ignored by default
+//! ../shared/anchors/start-peers.sh starts on /run/docker-anchor.sock. Ignored by default
 //! because it needs that daemon; run with `cargo test -p berth-image --test docker_compat --
 //! --ignored`, which fails (never skips) when the daemon is missing.
 
@@ -15,7 +15,7 @@ const SOCK: &str = "/run/docker-anchor.sock";
 fn docker(args: &[&str]) -> std::process::Output {
     assert!(
         Path::new(SOCK).exists(),
-        "the peer dockerd is not running: run /work/shared/anchors/start-peers.sh"
+        "the peer dockerd is not running: run ../shared/anchors/start-peers.sh"
     );
     common::require_tool("docker");
     // Debian's client, not a newer one that may shadow it in /usr/local/bin.

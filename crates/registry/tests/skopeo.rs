@@ -15,11 +15,6 @@ fn anchor_images() -> PathBuf {
     if !dir.join("busybox-oci/index.json").exists() || !dir.join("busybox-docker.tar").exists() {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/anchors/make-images.sh");
-        let script = if script.exists() {
-            script
-        } else {
-            PathBuf::from("/work/shared/anchors/make-images.sh")
-        };
         assert!(
             script.exists(),
             "test images missing and {} not found",

@@ -328,3 +328,19 @@ fn cgroup_mount_is_the_containers_own() {
         assert!(line.ends_with(":/"), "{line}");
     }
 }
+
+#[test]
+fn rootfs_propagation_shared_applies_after_pivot() {
+    let env = Env::new();
+    let mut b = env.bundle(&["awk", "$5 == \"/\"", "/proc/self/mountinfo"]);
+    b.config["linux"]["rootfsPropagation"] = json!("shared");
+    let out = env.run_ok(&b, "propshared");
+    assert!(out.contains("shared:"), "{out}");
+    let mut b = env.bundle(&["awk", "$5 == \"/\"", "/proc/self/mountinfo"]);
+    b.config["linux"]["rootfsPropagation"] = json!("private");
+    let out = env.run_ok(&b, "propprivate");
+    assert!(
+        !out.contains("shared:") && !out.contains("master:"),
+        "{out}"
+    );
+}

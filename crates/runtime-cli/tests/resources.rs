@@ -180,3 +180,38 @@ fn bad_seccomp_and_resources_fail_cleanly() {
         assert!(host_cgroups_named(&id).is_empty(), "{patch}: cgroup left");
     }
 }
+
+/// A profile from before close_range and with getcwd denied, without
+/// no_new_privs (so it is installed early, as root): the runtime's own steps
+/// after it must not need either call.
+#[test]
+fn old_profile_installed_early_does_not_break_init() {
+    let env = Env::new();
+    let mut profile = berth_seccomp_profile(
+        &["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"].map(String::from),
+    );
+    for rule in profile["syscalls"].as_array_mut().unwrap() {
+        rule["names"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n != "close_range" && n != "getcwd" && n != "openat2");
+    }
+    let mut b = env.bundle(&["echo", "still works"]);
+    b.config["linux"]["seccomp"] = profile;
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    assert_eq!(env.run_ok(&b, "oldprofile").trim(), "still works");
+}
+
+#[test]
+fn unsupported_security_labels_are_refused() {
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    b.config["process"]["apparmorProfile"] = json!("docker-default");
+    let id = env.id("apparmor");
+    let (ok, err) = env.try_create(&b, &id, &[]);
+    assert!(!ok && err.contains("process.apparmorProfile"), "{err}");
+    let mut b = env.bundle(&["true"]);
+    b.config["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+    let (ok, err) = env.try_create(&b, &id, &[]);
+    assert!(!ok && err.contains("linux.mountLabel"), "{err}");
+}

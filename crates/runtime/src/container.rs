@@ -294,12 +294,14 @@ fn spawn_init(plan: &Plan, args: InitArgs, parent_sock: &OwnedFd) -> Result<i32>
     if plan.joins.is_empty() {
         let pid = sys::clone_with_flags(plan.clone_flags).context(|| "clone".into())?;
         if pid == 0 {
+            sys::close_in_child(parent_sock);
             init::run(args);
         }
         return Ok(pid);
     }
     let mid = sys::clone_with_flags(0).context(|| "fork".into())?;
     if mid == 0 {
+        sys::close_in_child(parent_sock);
         let result = plan
             .join_all()
             .and_then(|()| sys::clone_with_flags(plan.clone_flags).context(|| "clone".into()));
@@ -360,16 +362,11 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     state.status = Status::Running;
     root.save(&state)?;
     let json = serde_json::to_vec(&state.to_oci_json(Status::Running)).unwrap_or_default();
-    if let Err(e) = hooks::run_all(
+    hooks::run_all_warn(
         "poststart",
         state.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
         &json,
-    ) {
-        // The process runs already; a failing poststart hook is reported
-        // and the container is torn down, as the spec asks.
-        let _ = sys::kill(state.pid, libc::SIGKILL);
-        return Err(e);
-    }
+    );
     Ok(())
 }
 
@@ -448,13 +445,11 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     }
     std::fs::remove_dir_all(&dir).context(|| format!("remove {}", dir.display()))?;
     let json = serde_json::to_vec(&state.to_oci_json(Status::Stopped)).unwrap_or_default();
-    if let Err(e) = hooks::run_all(
+    hooks::run_all_warn(
         "poststop",
         state.hooks.as_ref().and_then(|h| h.poststop().as_ref()),
         &json,
-    ) {
-        tracing::warn!("{e}");
-    }
+    );
     Ok(())
 }
 

@@ -209,6 +209,7 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32> {
     let (parent_sock, child_sock) = sys::seqpacket_pair().context(|| "socketpair".into())?;
     let mid = sys::clone_with_flags(0).context(|| "fork".into())?;
     if mid == 0 {
+        sys::close_in_child(&parent_sock);
         let joined = joins.iter().try_for_each(|(t, fd)| {
             sys::setns(fd.as_raw_fd(), namespaces::clone_flag(*t))
                 .context(|| format!("join {t} namespace"))
@@ -338,12 +339,13 @@ fn exec_child(c: &ExecChild) -> ! {
             in_userns: c.in_userns,
             seccomp: c.seccomp,
             sync: c.sync,
+            preserve_fds: c.preserve_fds,
         })?;
         init::send(c.sync, &[msg::READY]).context(|| "report ready".into())?;
         Ok(exec)
     })();
     match result {
-        Ok(exec) => process::exec_now(&exec, c.seccomp, Some(c.process), c.preserve_fds),
+        Ok(exec) => process::exec_now(&exec, c.seccomp, Some(c.process)),
         Err(e) => {
             let mut m = vec![msg::ERROR];
             m.extend_from_slice(e.to_string().as_bytes());

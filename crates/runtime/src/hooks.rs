@@ -17,6 +17,16 @@ pub fn run_all(kind: &'static str, hooks: Option<&Vec<Hook>>, state_json: &[u8])
     Ok(())
 }
 
+/// For poststart and poststop: a failure is logged and the remaining hooks
+/// and the lifecycle go on, as the runtime spec asks.
+pub fn run_all_warn(kind: &'static str, hooks: Option<&Vec<Hook>>, state_json: &[u8]) {
+    for h in hooks.into_iter().flatten() {
+        if let Err(e) = run(kind, h, state_json) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
 pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
     let fail = |reason: String| Error::Hook {
         kind,

@@ -163,6 +163,7 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
         } else {
             rootfs::pivot(a.rootfs)?;
         }
+        rootfs::apply_root_propagation(spec)?;
         if spec
             .root()
             .as_ref()
@@ -195,6 +196,7 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
         in_userns: a.in_userns,
         seccomp: a.seccomp,
         sync: a.sync,
+        preserve_fds: a.preserve_fds,
     })?;
 
     send(a.sync, &[msg::READY]).context(|| "report ready".into())?;
@@ -297,5 +299,5 @@ fn exec_after_start(a: &InitArgs, exec: Exec, state_json: &[u8]) -> ! {
         let _ = writeln!(std::io::stderr(), "berth-runtime: {e}");
         std::process::exit(1);
     }
-    process::exec_now(&exec, a.seccomp, a.spec.process().as_ref(), a.preserve_fds)
+    process::exec_now(&exec, a.seccomp, a.spec.process().as_ref())
 }

@@ -22,6 +22,8 @@ pub struct Finalize<'a> {
     pub seccomp: Option<&'a berth_seccomp::CompiledFilter>,
     /// Where a seccomp listener descriptor goes.
     pub sync: &'a OwnedFd,
+    /// Descriptors from 3 up that the process keeps (`--preserve-fds`).
+    pub preserve_fds: u32,
 }
 
 /// Applies everything up to the exec; returns what to exec.
@@ -34,6 +36,16 @@ pub fn finalize(f: &Finalize) -> Result<Exec> {
     }
 
     let exec = resolve_exec(process)?;
+
+    // Before any seccomp filter, which may not allow close_range.
+    sys::cloexec_from(3 + f.preserve_fds).context(|| "mark descriptors close-on-exec".into())?;
+
+    // As root, before a filter that may refuse getcwd; a cwd only the user
+    // can enter is retried once we are that user.
+    let early_cwd = std::env::set_current_dir(process.cwd());
+    if early_cwd.is_ok() {
+        check_cwd_inside()?;
+    }
 
     // Without no_new_privs installing a filter needs CAP_SYS_ADMIN, so it
     // happens before capabilities go; a listener descriptor must reach the
@@ -70,9 +82,11 @@ pub fn finalize(f: &Finalize) -> Result<Exec> {
             .context(|| "set capabilities".into())?;
     }
 
-    std::env::set_current_dir(process.cwd())
-        .context(|| format!("chdir to cwd {:?}", process.cwd()))?;
-    check_cwd_inside()?;
+    if early_cwd.is_err() {
+        std::env::set_current_dir(process.cwd())
+            .context(|| format!("chdir to cwd {:?}", process.cwd()))?;
+        check_cwd_inside()?;
+    }
 
     if no_new_privs(process) {
         sys::set_no_new_privs().context(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
@@ -87,12 +101,9 @@ pub fn exec_now(
     exec: &Exec,
     seccomp: Option<&berth_seccomp::CompiledFilter>,
     process: Option<&Process>,
-    preserve_fds: u32,
 ) -> ! {
-    if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
-        let _ = writeln!(std::io::stderr(), "berth-runtime: close descriptors: {e}");
-        std::process::exit(1);
-    }
+    // Descriptors were marked close-on-exec in `finalize`; everything opened
+    // since is close-on-exec by construction.
     // Last, so the profile need allow nothing of ours but execve.
     if let Some(filter) = seccomp {
         if process.is_some_and(no_new_privs) && !filter.uses_notify() {

@@ -168,6 +168,12 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
                 "masked and read-only paths need a mount namespace",
             ));
         }
+        if l.mount_label().as_ref().is_some_and(|m| !m.is_empty()) {
+            return Err(Error::config(
+                "linux.mountLabel",
+                "SELinux is not supported by berth-runtime",
+            ));
+        }
         if let Some(p) = l.rootfs_propagation() {
             if crate::rootfs::propagation_flag(p).is_none() {
                 return Err(Error::config(
@@ -222,6 +228,28 @@ pub fn validate_process(process: &oci_spec::runtime::Process, field: &str) -> Re
         return Err(Error::config(
             format!("{field}.cwd"),
             format!("{:?} is not an absolute path", process.cwd()),
+        ));
+    }
+    // Silently running without a security profile the caller asked for would
+    // be worse than refusing.
+    if process
+        .apparmor_profile()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(Error::config(
+            format!("{field}.apparmorProfile"),
+            "AppArmor is not supported by berth-runtime",
+        ));
+    }
+    if process
+        .selinux_label()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(Error::config(
+            format!("{field}.selinuxLabel"),
+            "SELinux is not supported by berth-runtime",
         ));
     }
     if let Some(env) = process.env() {

@@ -141,7 +141,8 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so nothing the
-/// runtime opened reaches the container process (CVE-2024-21626).
+/// runtime opened reaches the container process (CVE-2024-21626). Falls back
+/// to walking /proc/self/fd where close_range is missing or filtered.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: plain syscall.
@@ -153,7 +154,30 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
             CLOSE_RANGE_CLOEXEC,
         )
     };
-    cvt(ret).map(drop)
+    match cvt(ret) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EINVAL)
+            ) =>
+        {
+            let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd: &RawFd| *fd >= first as RawFd)
+                .collect();
+            for fd in fds {
+                // The directory's own descriptor is gone by now: EBADF is fine.
+                match set_cloexec(fd, true) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub fn set_dumpable(on: bool) -> io::Result<()> {
@@ -395,4 +419,14 @@ pub fn set_recursive_readonly(target: &OwnedFd) -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Closes the child's copy of a descriptor the parent keeps, so that the
+/// parent's death reads as end-of-file on the child's end of a socket pair.
+/// Only for a freshly forked child, which never drops the `OwnedFd` it
+/// inherited.
+pub fn close_in_child(fd: &impl AsRawFd) {
+    // SAFETY: closing our copy of the descriptor; the owner in this process
+    // is never used or dropped again (the child execs or exits).
+    unsafe { libc::close(fd.as_raw_fd()) };
 }

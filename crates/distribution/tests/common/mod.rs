@@ -23,10 +23,13 @@ pub fn require_tool(name: &str) -> PathBuf {
 pub fn anchors() -> PathBuf {
     let dir = PathBuf::from("/tmp/anchors-images");
     if !dir.join("busybox-docker.tar").exists() {
-        let st = Command::new("/work/shared/anchors/make-images.sh")
-            .arg(&dir)
-            .status()
-            .expect("run make-images.sh");
+        let st = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/anchors/make-images.sh"
+        ))
+        .arg(&dir)
+        .status()
+        .expect("run make-images.sh");
         assert!(st.success(), "make-images.sh failed");
     }
     dir

@@ -36,11 +36,8 @@ pub struct Setup<'a> {
 /// Everything that happens before pivot_root. Returns the rootfs descriptor.
 pub fn prepare(s: &Setup) -> Result<OwnedFd> {
     let linux = s.spec.linux().as_ref();
-    let prop = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(propagation_flag)
-        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
-    // Nothing we mount may propagate back to the host.
+    // Nothing we mount may propagate back to the host. The spec's
+    // rootfsPropagation applies after pivot_root, which refuses shared mounts.
     sys::mount_path(
         None,
         Path::new("/"),
@@ -49,10 +46,6 @@ pub fn prepare(s: &Setup) -> Result<OwnedFd> {
         None,
     )
     .context(|| "make / a recursive slave".into())?;
-    if prop & (libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_UNBINDABLE) != 0 {
-        sys::mount_path(None, Path::new("/"), None, prop | libc::MS_REC, None)
-            .context(|| "set rootfs propagation".into())?;
-    }
     // pivot_root needs the new root to be a mount point.
     sys::mount_path(
         Some(s.rootfs),
@@ -303,6 +296,20 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
     sys::umount2(Path::new("."), libc::MNT_DETACH).context(|| "detach old root".into())?;
     std::env::set_current_dir("/").context(|| "chdir /".into())?;
     Ok(())
+}
+
+/// Applies `linux.rootfsPropagation` to the new root, once it is the root.
+pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
+    let Some(flag) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag)
+    else {
+        return Ok(());
+    };
+    sys::mount_path(None, Path::new("/"), None, flag | libc::MS_REC, None)
+        .context(|| "set rootfs propagation".into())
 }
 
 /// For containers without a mount namespace, and `--no-pivot`.
