@@ -147,4 +147,8 @@ fn init_exits_when_the_runtime_dies_during_create() {
         .args(["-f", &pidlog.display().to_string()])
         .status();
     assert!(gone, "init {init_pid} outlived the runtime");
+    // What the killed create left, delete removes.
+    assert!(env.exec(&["delete", "--force", &id]).status.success());
+    assert!(host_cgroups_named(&id).is_empty(), "cgroup left behind");
+    assert!(!env.root.join(&id).exists());
 }

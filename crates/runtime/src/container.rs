@@ -134,6 +134,9 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     cg.create_with(&cgroup_resources(&spec))?;
     guard.cgroup = Some(cg.clone());
     state.cgroup = Some(cg.clone());
+    // Recorded at once: if we are killed from here on, `delete` still finds
+    // the cgroup (and below, init) to remove.
+    root.save(&state)?;
     let cgroup_paths: Vec<PathBuf> = cg.paths().into_iter().map(|(_, p)| p).collect();
 
     let (parent_sock, child_sock) = sys::seqpacket_pair().context(|| "socketpair".into())?;
@@ -178,6 +181,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     }
     state.pid = pid;
     state.pid_start_time = crate::state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+    root.save(&state)?;
     // Init's hooks get the state with its pid, which only we know.
     let mut go = vec![msg::GO];
     serde_json::to_writer(&mut go, &state.to_oci_json(Status::Creating))
