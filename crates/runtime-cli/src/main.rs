@@ -253,6 +253,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Create { c } => {
             seal()?;
+            tracing::debug!("running sealed");
             container::create(&root, &c.options(), None)?;
         }
         Command::Start { id } => container::start(&root, &id)?,
@@ -264,6 +265,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Delete { force, id } => container::delete(&root, &id, force)?,
         Command::Run { c, detach, keep: _ } => {
             seal()?;
+            tracing::debug!("running sealed");
             let code = run::run(&root, &c.options(), detach)?;
             return Ok(code.clamp(0, 255) as u8);
         }
@@ -370,6 +372,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// Before any command that enters a container, run from a sealed copy of
 /// ourselves (CVE-2019-5736).
 fn seal() -> anyhow::Result<()> {
+    tracing::debug!("sealing the runtime binary");
     exe_seal::reexec_sealed().context("re-execute from a sealed copy of berth-runtime")
 }
 

@@ -61,6 +61,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     let spec = spec::load(&bundle)?;
     spec::validate(&spec, true)?;
     let rootfs = spec::rootfs(&spec, &bundle)?;
+    tracing::debug!("create {}: config loaded", opts.id);
     let process = spec
         .process()
         .as_ref()
@@ -138,6 +139,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     // the cgroup (and below, init) to remove.
     root.save(&state)?;
     let cgroup_paths: Vec<PathBuf> = cg.paths().into_iter().map(|(_, p)| p).collect();
+    tracing::debug!("create {}: cgroup created", opts.id);
 
     let (parent_sock, child_sock) = sys::seqpacket_pair().context(|| "socketpair".into())?;
     let hooks = spec.hooks().as_ref();
@@ -168,6 +170,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     };
 
     let pid = spawn_init(&plan, args, &parent_sock)?;
+    tracing::debug!("create {}: init cloned (pid {pid})", opts.id);
     guard.pid = pid;
     drop(child_sock);
 
@@ -175,6 +178,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         namespaces::write_id_maps(&spec, pid)?;
     }
     cg.add_pid(pid)?;
+    tracing::debug!("create {}: init joined its cgroup", opts.id);
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .context(|| "set oom_score_adj".into())?;
@@ -212,7 +216,10 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
                 )?;
                 init::send(&parent_sock, &[msg::HOOKS_DONE]).context(|| "resume init".into())?;
             }
-            msg::READY => break,
+            msg::READY => {
+                tracing::debug!("create {}: init ready", opts.id);
+                break;
+            }
             msg::ERROR => {
                 return Err(Error::Init(
                     String::from_utf8_lossy(&buf[1..n]).into_owned(),
