@@ -17,7 +17,6 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     if detach {
         container::create(root, opts, None)?;
         container::start(root, &opts.id)?;
-    tracing::debug!("run {}: started", opts.id);
         return Ok(0);
     }
     let sfd = foreground_signals()?;
@@ -42,6 +41,7 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     };
     let raw = attach_terminal(master.as_ref());
     container::start(root, &opts.id)?;
+    tracing::debug!("run {}: started", opts.id);
     let code = supervise(state.pid, &sfd, master.as_ref());
     tracing::debug!("run {}: exited with {code}", opts.id);
     drop(raw);
