@@ -37,6 +37,6 @@ chown 1000:1000 "$dir/rootfs/home/user"
 if [ $# -eq 0 ]; then set -- sh -c 'echo Hello from a Berth container'; fi
 "$RUNTIME" spec --bundle "$dir"
 args=$(printf '%s\n' "$@" | jq -R . | jq -s .)
-jq --argjson args "$args" '.process.terminal = false | .process.args = $args' \
+jq --argjson args "$args" '.process.terminal = false | .process.args = $args | .hostname = "berth"' \
   "$dir/config.json" > "$dir/config.json.new"
 mv "$dir/config.json.new" "$dir/config.json"
