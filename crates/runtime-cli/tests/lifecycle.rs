@@ -29,20 +29,25 @@ fn run_prints_and_propagates_exit_code() {
     assert_eq!(env.run(&b, "exit42").0, 42);
 }
 
+/// `run` in the foreground, in the background of the test.
+fn spawn_run(env: &Env, b: &Bundle, id: &str) -> std::process::Child {
+    b.save();
+    env.rt()
+        .args(["run", "--bundle"])
+        .arg(&b.path)
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn berth-runtime run")
+}
+
 #[test]
 fn foreground_run_forwards_signals_and_reports_death_by_signal() {
     let env = Env::new();
     let b = env.bundle(&["sh", "-c", "trap 'exit 5' TERM; sleep 300 & wait"]);
     b.save();
     let id = env.id("fwd");
-    let mut child = env
-        .rt()
-        .args(["run", "--bundle"])
-        .arg(&b.path)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&env, &b, &id);
     wait_status(&env, &id, "running");
     std::thread::sleep(Duration::from_millis(200));
     // SIGTERM to the runtime reaches the container's shell.
@@ -51,14 +56,7 @@ fn foreground_run_forwards_signals_and_reports_death_by_signal() {
 
     let id = env.id("killed");
     let b = env.bundle(&["sleep", "300"]);
-    let mut child = env
-        .rt()
-        .args(["run", "--bundle"])
-        .arg(&b.path)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&env, &b, &id);
     wait_status(&env, &id, "running");
     assert!(env.exec(&["kill", &id, "KILL"]).status.success());
     // Killed by a signal: 128 + signal, as a shell reports it.
