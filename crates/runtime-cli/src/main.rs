@@ -252,7 +252,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 .with_context(|| format!("write {}", path.display()))?;
         }
         Command::Create { c } => {
-            seal()?;
+            seal(&root)?;
             tracing::debug!("running sealed");
             container::create(&root, &c.options(), None)?;
         }
@@ -264,7 +264,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Kill { all, id, signal } => container::kill(&root, &id, &signal, all)?,
         Command::Delete { force, id } => container::delete(&root, &id, force)?,
         Command::Run { c, detach, keep: _ } => {
-            seal()?;
+            seal(&root)?;
             tracing::debug!("running sealed");
             let code = run::run(&root, &c.options(), detach)?;
             return Ok(code.clamp(0, 255) as u8);
@@ -288,7 +288,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             id,
             command,
         } => {
-            seal()?;
+            seal(&root)?;
             let process = match process {
                 Some(path) => {
                     let data =
@@ -371,9 +371,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 /// Before any command that enters a container, run from a sealed copy of
 /// ourselves (CVE-2019-5736).
-fn seal() -> anyhow::Result<()> {
+fn seal(root: &Root) -> anyhow::Result<()> {
     tracing::debug!("sealing the runtime binary");
-    exe_seal::reexec_sealed().context("re-execute from a sealed copy of berth-runtime")
+    exe_seal::reexec_sealed(&root.path).context("re-execute from a sealed copy of berth-runtime")
 }
 
 fn print_list(root: &Root, format: Format, quiet: bool) -> anyhow::Result<()> {
