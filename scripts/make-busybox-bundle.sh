@@ -16,6 +16,7 @@ file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
 rm -rf "$dir/rootfs" "$dir/config.json"
 mkdir -p "$dir/rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,root,home/user,usr/bin,usr/sbin,var}
 cp "$BUSYBOX" "$dir/rootfs/bin/busybox"
+chmod 0755 "$dir/rootfs/bin/busybox"
 for applet in $("$BUSYBOX" --list-full); do
   [ "$applet" = bin/busybox ] && continue
   ln -sf /bin/busybox "$dir/rootfs/$applet"

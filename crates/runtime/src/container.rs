@@ -174,23 +174,30 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     guard.pid = pid;
     drop(child_sock);
 
-    if plan.new_userns() {
-        namespaces::write_id_maps(&spec, pid)?;
+    // Init prepares its rootfs meanwhile; if it failed, its own message says
+    // more than the error we meet trying to reach it.
+    let released = (|| -> Result<()> {
+        if plan.new_userns() {
+            namespaces::write_id_maps(&spec, pid)?;
+        }
+        cg.add_pid(pid)?;
+        tracing::debug!("create {}: init joined its cgroup", opts.id);
+        if let Some(adj) = process.oom_score_adj() {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .context(|| "set oom_score_adj".into())?;
+        }
+        state.pid = pid;
+        state.pid_start_time = crate::state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+        root.save(&state)?;
+        // Init's hooks get the state with its pid, which only we know.
+        let mut go = vec![msg::GO];
+        serde_json::to_writer(&mut go, &state.to_oci_json(Status::Creating))
+            .map_err(|e| Error::Init(e.to_string()))?;
+        init::send(&parent_sock, &go).context(|| "release init".into())
+    })();
+    if let Err(e) = released {
+        return Err(init::pending_error(&parent_sock).unwrap_or(e));
     }
-    cg.add_pid(pid)?;
-    tracing::debug!("create {}: init joined its cgroup", opts.id);
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
-            .context(|| "set oom_score_adj".into())?;
-    }
-    state.pid = pid;
-    state.pid_start_time = crate::state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
-    root.save(&state)?;
-    // Init's hooks get the state with its pid, which only we know.
-    let mut go = vec![msg::GO];
-    serde_json::to_writer(&mut go, &state.to_oci_json(Status::Creating))
-        .map_err(|e| Error::Init(e.to_string()))?;
-    init::send(&parent_sock, &go).context(|| "release init".into())?;
 
     let mut buf = vec![0u8; 8192];
     loop {

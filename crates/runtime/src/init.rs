@@ -67,6 +67,56 @@ pub fn recv(sync: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
+/// Where init waits until the parent has put it in its cgroup (and written
+/// its id maps). Passing it the first time also does what needs the cgroup:
+/// becoming root of a user namespace and unsharing the cgroup namespace.
+struct Gate<'a> {
+    a: &'a InitArgs<'a>,
+    state_json: std::cell::RefCell<Option<Vec<u8>>>,
+}
+
+impl<'a> Gate<'a> {
+    fn new(a: &'a InitArgs<'a>) -> Self {
+        Gate {
+            a,
+            state_json: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn pass(&self) -> Result<()> {
+        if self.state_json.borrow().is_some() {
+            return Ok(());
+        }
+        let json = expect(self.a.sync, msg::GO);
+        *self.state_json.borrow_mut() = Some(json);
+        if self.a.in_userns {
+            // Become the namespace's root, whatever uid we were mapped from.
+            let _ = sys::setresgid(0);
+            let _ = sys::setresuid(0);
+        }
+        if self.a.new_cgroupns {
+            sys::unshare(libc::CLONE_NEWCGROUP).context(|| "unshare cgroup namespace".into())?;
+        }
+        Ok(())
+    }
+
+    /// The container state the parent sent; empty before the gate.
+    fn state_json(&self) -> Vec<u8> {
+        self.state_json.borrow().clone().unwrap_or_default()
+    }
+}
+
+/// An error message init already sent, if there is one waiting.
+pub fn pending_error(sync: &OwnedFd) -> Option<Error> {
+    let mut buf = vec![0u8; 8192];
+    match rustix::net::recv(sync, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+        Ok((n, _)) if n > 0 && buf[0] == msg::ERROR => Some(Error::Init(
+            String::from_utf8_lossy(&buf[1..n]).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
 /// The tag of the next message, without consuming it; None at end of file.
 pub fn peek(sync: &OwnedFd) -> std::io::Result<Option<u8>> {
     let mut b = [0u8; 1];
@@ -116,20 +166,20 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
     // before execve replaces this binary (CVE-2019-5736).
     sys::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
     unblock_signals();
-    let state_json = expect(a.sync, msg::GO);
 
     let spec = a.spec;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| Error::config("process", "missing"))?;
+    // The parent is moving us into our cgroup meanwhile; on cgroup v1 that
+    // waits for an RCU grace period, so the rootfs is prepared in parallel.
+    // Everything that must happen inside the cgroup waits at the gate: the
+    // cgroup namespace and cgroup mounts, hooks, the user's process.
+    let gate = Gate::new(a);
     if a.in_userns {
-        // Become the namespace's root, whatever uid we were mapped from.
-        let _ = sys::setresgid(0);
-        let _ = sys::setresuid(0);
-    }
-    if a.new_cgroupns {
-        sys::unshare(libc::CLONE_NEWCGROUP).context(|| "unshare cgroup namespace".into())?;
+        // Without its id maps a user namespace is of no use yet.
+        gate.pass()?;
     }
     if a.new_timens {
         sys::unshare(0x80).context(|| "unshare time namespace".into())?;
@@ -152,8 +202,11 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
             in_userns: a.in_userns,
             cgroupns: spec::has_namespace(spec, LinuxNamespaceType::Cgroup),
             cgroup_paths: a.cgroup_paths,
+            before_cgroup_mount: &|| gate.pass(),
         };
         let root = rootfs::prepare(&setup)?;
+        gate.pass()?;
+        let state_json = gate.state_json();
         set_sysctls(spec)?;
         rootfs::restrict_paths(spec, &root)?;
         drop(root);
@@ -173,6 +226,8 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
             rootfs::make_root_readonly()?;
         }
     } else {
+        gate.pass()?;
+        let state_json = gate.state_json();
         set_sysctls(spec)?;
         pre_pivot_hooks(a, &state_json)?;
         rootfs::chroot(a.rootfs, false)?;
@@ -200,7 +255,7 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
     })?;
 
     send(a.sync, &[msg::READY]).context(|| "report ready".into())?;
-    Ok((exec, state_json))
+    Ok((exec, gate.state_json()))
 }
 
 fn pre_pivot_hooks(a: &InitArgs, state_json: &[u8]) -> Result<()> {

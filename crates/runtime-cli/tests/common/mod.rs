@@ -210,6 +210,12 @@ pub fn make_rootfs(dir: &Path) {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
+    // Whatever mode the host's copy has, the image's is the usual one.
+    std::fs::set_permissions(
+        dir.join("bin/busybox"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let list = Command::new(BUSYBOX).arg("--list-full").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet == "bin/busybox" || applet.is_empty() {

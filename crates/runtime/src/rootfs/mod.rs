@@ -31,6 +31,9 @@ pub struct Setup<'a> {
     /// Host cgroup directories of the container, bound in when the container
     /// has no cgroup namespace.
     pub cgroup_paths: &'a [PathBuf],
+    /// Called before a cgroup filesystem is mounted: the container must be in
+    /// its cgroup (and cgroup namespace) by then.
+    pub before_cgroup_mount: &'a dyn Fn() -> Result<()>,
 }
 
 /// Everything that happens before pivot_root. Returns the rootfs descriptor.
@@ -180,6 +183,7 @@ fn mount_entry(s: &Setup, root: &OwnedFd, m: &Mount) -> Result<()> {
     let dest = m.destination();
 
     if typ == "cgroup" || typ == "cgroup2" {
+        (s.before_cgroup_mount)()?;
         return cgroupfs::mount(s, root, dest, &opts);
     }
 
