@@ -110,7 +110,6 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         hooks: spec.hooks().clone(),
         cgroup: None,
     };
-    root.save(&state)?;
 
     let fifo_path = dir.join(EXEC_FIFO);
     sys::mkfifo(&fifo_path, 0o600).context(|| "create exec fifo".into())?;

@@ -176,7 +176,7 @@ impl Root {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        util::write_atomic(&path, &data).map_err(|source| Error::Sys {
+        util::write_replace_volatile(&path, &data).map_err(|source| Error::Sys {
             context: format!("write {}", path.display()),
             source,
         })

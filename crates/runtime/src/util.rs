@@ -8,6 +8,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// never a torn file: temp file in the same directory, fsync, rename, fsync
 /// the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replace(path, data, true)
+}
+
+/// Like [`write_atomic`] for state that cannot outlive a reboot anyway (the
+/// runtime's state under /run describes processes a reboot ends): a killed
+/// writer still leaves the old or the new file, since rename is atomic, but
+/// nothing is forced to disk. Where /run is not a tmpfs, the fsyncs cost
+/// more than the rest of a container start.
+pub fn write_replace_volatile(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replace(path, data, false)
+}
+
+fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -24,9 +37,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .mode_0600()
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
