@@ -130,15 +130,14 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         None => None,
     };
 
+    // Where the cgroup will be; it is made once init runs (below).
     let mut cg = Cgroup::for_spec(spec.linux().as_ref(), &opts.id)?;
-    cg.create_with(&cgroup_resources(&spec))?;
     guard.cgroup = Some(cg.clone());
     state.cgroup = Some(cg.clone());
     // Recorded at once: if we are killed from here on, `delete` still finds
     // the cgroup (and below, init) to remove.
     root.save(&state)?;
     let cgroup_paths: Vec<PathBuf> = cg.paths().into_iter().map(|(_, p)| p).collect();
-    tracing::debug!("create {}: cgroup created", opts.id);
 
     let (parent_sock, child_sock) = sys::seqpacket_pair().context(|| "socketpair".into())?;
     let hooks = spec.hooks().as_ref();
@@ -173,9 +172,15 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     guard.pid = pid;
     drop(child_sock);
 
-    // Init prepares its rootfs meanwhile; if it failed, its own message says
-    // more than the error we meet trying to reach it.
+    // Init prepares its rootfs while we make its cgroup and move it in (the
+    // move waits for an RCU grace period on cgroup v1). Nothing of the
+    // container's runs before init is released. If init failed meanwhile, its
+    // own message says more than the error we meet trying to reach it.
     let released = (|| -> Result<()> {
+        cg.create_with(&cgroup_resources(&spec))?;
+        // The clone knows which parent directories it made, for clean-up.
+        guard.cgroup = Some(cg.clone());
+        tracing::debug!("create {}: cgroup created", opts.id);
         if plan.new_userns() {
             namespaces::write_id_maps(&spec, pid)?;
         }
