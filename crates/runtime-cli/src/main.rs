@@ -14,14 +14,19 @@ use berth_runtime::{
 use clap::{Parser, Subcommand, ValueEnum};
 
 const DEFAULT_ROOT: &str = "/run/berth-runtime";
+const VERSION_TEXT: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.1");
 
 #[derive(Parser)]
 #[command(
     name = "berth-runtime",
-    version,
+    version = VERSION_TEXT,
+    disable_version_flag = true,
     about = "An OCI runtime with runc's command line"
 )]
 struct Cli {
+    /// Print the version (-v, as runc has it).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// Directory holding container state (tmpfs recommended).
     #[arg(long, global = true, default_value = DEFAULT_ROOT)]
     root: PathBuf,
@@ -143,6 +148,12 @@ enum Command {
         /// Accepted for runc compatibility.
         #[arg(long)]
         apparmor: Option<String>,
+        /// Accepted for runc compatibility (exec into a paused container is refused).
+        #[arg(long)]
+        ignore_paused: bool,
+        /// Accepted for runc compatibility: the process joins the container's cgroup.
+        #[arg(long)]
+        cgroup: Vec<String>,
         id: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -205,8 +216,8 @@ impl CreateArgs {
         CreateOptions {
             id: self.id.clone(),
             bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
+            pid_file: self.pid_file.as_deref().map(absolute),
+            console_socket: self.console_socket.as_deref().map(absolute),
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
         }
@@ -226,14 +237,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let is_exec = matches!(cli.command, Command::Exec { .. });
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            tracing::error!("{e:#}");
+            let msg = render(&e);
+            tracing::error!("{msg}");
             if !to_stderr {
-                eprintln!("berth-runtime: {e:#}");
+                eprintln!("berth-runtime: {msg}");
             }
-            ExitCode::FAILURE
+            // runc exits 255 when exec fails, and callers test for it.
+            if is_exec {
+                ExitCode::from(255)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -263,10 +281,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Kill { all, id, signal } => container::kill(&root, &id, &signal, all)?,
         Command::Delete { force, id } => container::delete(&root, &id, force)?,
-        Command::Run { c, detach, keep: _ } => {
+        Command::Run { c, detach, keep } => {
             seal(&root)?;
             tracing::debug!("running sealed");
-            let code = run::run(&root, &c.options(), detach)?;
+            let code = run::run(&root, &c.options(), detach, keep)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => print_list(&root, format, quiet)?,
@@ -285,6 +303,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             preserve_fds,
             process_label: _,
             apparmor: _,
+            ignore_paused: _,
+            cgroup: _,
             id,
             command,
         } => {
@@ -293,8 +313,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 Some(path) => {
                     let data =
                         std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-                    let de = &mut serde_json::Deserializer::from_slice(&data);
-                    serde_path_to_error::deserialize(de).map_err(|e| {
+                    let mut value: serde_json::Value = serde_json::from_slice(&data)
+                        .with_context(|| format!("invalid process {}", path.display()))?;
+                    // runc runs a process spec without `user` as root.
+                    if let Some(obj) = value.as_object_mut() {
+                        obj.entry("user")
+                            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+                    }
+                    serde_path_to_error::deserialize(value).map_err(|e| {
                         anyhow::anyhow!(
                             "invalid process {}: {}: {}",
                             path.display(),
@@ -327,7 +353,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     id,
                     process,
                     detach,
-                    pid_file,
+                    pid_file: pid_file.as_deref().map(absolute),
                     console_socket,
                     preserve_fds,
                 },
@@ -345,18 +371,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             if stats {
                 println!("{}", manage::stats_event(&root, &id)?);
             } else {
-                let secs: f64 = interval
-                    .trim_end_matches('s')
-                    .parse()
+                let every = parse_duration(&interval)
                     .with_context(|| format!("invalid --interval {interval:?}"))?;
-                manage::events(
-                    &root,
-                    &id,
-                    std::time::Duration::from_secs_f64(secs.max(0.01)),
-                    |ev| {
-                        println!("{ev}");
-                    },
-                )?;
+                let every = every.max(std::time::Duration::from_millis(10));
+                manage::events(&root, &id, every, |ev| {
+                    use std::io::Write;
+                    // A reader that went away (`| head`) ends the stream.
+                    if writeln!(std::io::stdout(), "{ev}").is_err() {
+                        std::process::exit(0);
+                    }
+                })?;
             }
         }
         Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
@@ -367,6 +391,50 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => print_ps(&root, &id, format, &ps_args)?,
     }
     Ok(0)
+}
+
+/// A path made absolute against our working directory now, as runc does for
+/// --pid-file: create changes into the bundle before writing it.
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Go-style durations as runc takes them: `100ms`, `5s`, `1m`, `1.5s`.
+fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().context("not a number")?;
+    let secs = match unit {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("unknown unit {unit:?}"),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        bail!("out of range");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// The error and its causes on one line, without repeating a cause that the
+/// message before it already ends with.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if out.ends_with(&m) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&m);
+    }
+    out
 }
 
 /// Before any command that enters a container, run from a sealed copy of

@@ -11,17 +11,17 @@ pub struct UpdateArgs {
     /// LinuxResources JSON file, or - for stdin; flags override it.
     #[arg(short, long)]
     pub resources: Option<PathBuf>,
-    /// Memory limit (bytes, or with a k/m/g suffix).
-    #[arg(long)]
+    /// Memory limit (bytes, or with a k/m/g suffix; -1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
     /// Memory plus swap limit (-1 for unlimited).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     #[arg(long)]
     pub cpu_shares: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long)]
     pub cpu_period: Option<u64>,
@@ -29,7 +29,7 @@ pub struct UpdateArgs {
     pub cpuset_cpus: Option<String>,
     #[arg(long)]
     pub cpuset_mems: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     #[arg(long)]
     pub blkio_weight: Option<u16>,

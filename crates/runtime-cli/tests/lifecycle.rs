@@ -283,3 +283,58 @@ fn spec_matches_runc_defaults() {
         assert_eq!(ours, r);
     }
 }
+
+/// Details runc's own test suite checks.
+#[test]
+fn runc_compatible_details() {
+    let env = Env::new();
+    // A relative --pid-file is relative to the caller's directory.
+    let b = env.bundle(&["sleep", "300"]);
+    let id = env.id("relpid");
+    b.save();
+    let st = env
+        .rt()
+        .args(["create", "--pid-file", "pid.txt", "--bundle"])
+        .arg(&b.path)
+        .arg(&id)
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pid = std::fs::read_to_string(env.dir.path().join("pid.txt")).unwrap();
+    assert_eq!(pid, env.state(&id)["pid"].to_string());
+    // State keys come in runc's order.
+    let out = String::from_utf8(env.exec(&["state", &id]).stdout).unwrap();
+    let keys: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert_eq!(&keys[..4], ["ociVersion", "id", "pid", "status"], "{out}");
+    // Signal 0 probes the process.
+    assert!(env.exec(&["kill", &id, "0"]).status.success());
+    assert!(env.exec(&["delete", "--force", &id]).status.success());
+    // Deleting what is gone is not an error with --force.
+    assert!(env.exec(&["delete", "--force", &id]).status.success());
+    assert!(!env.exec(&["delete", &id]).status.success());
+
+    // run --keep leaves the stopped container for state and delete.
+    let b = env.bundle(&["true"]);
+    b.save();
+    let id = env.id("keep");
+    let st = env
+        .rt()
+        .args(["run", "--keep", "--bundle"])
+        .arg(&b.path)
+        .arg(&id)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(env.state(&id)["status"], "stopped");
+    assert!(env.exec(&["delete", &id]).status.success());
+
+    // -v prints the version.
+    let v = env.exec(&["-v"]);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("spec: "));
+}

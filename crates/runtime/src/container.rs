@@ -60,6 +60,8 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         .map_err(|e| Error::config("bundle", format!("{}: {e}", opts.bundle.display())))?;
     let spec = spec::load(&bundle)?;
     spec::validate(&spec, true)?;
+    // As runc: hooks and relative paths see the bundle as the working directory.
+    std::env::set_current_dir(&bundle).context(|| format!("chdir {}", bundle.display()))?;
     let rootfs = spec::rootfs(&spec, &bundle)?;
     tracing::debug!("create {}: config loaded", opts.id);
     let process = spec
@@ -178,6 +180,14 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     // own message says more than the error we meet trying to reach it.
     let released = (|| -> Result<()> {
         cg.create_with(&cgroup_resources(&spec))?;
+        // An existing cgroup may be frozen (init would hang there) or hold
+        // other processes.
+        if cg.is_frozen().unwrap_or(false) {
+            return Err(Error::Init("container's cgroup unexpectedly frozen".into()));
+        }
+        if cg.pids().is_ok_and(|p| !p.is_empty()) {
+            tracing::warn!("container's cgroup is not empty");
+        }
         // The clone knows which parent directories it made, for clean-up.
         guard.cgroup = Some(cg.clone());
         tracing::debug!("create {}: cgroup created", opts.id);
@@ -255,43 +265,23 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
 }
 
 /// The spec's device rules plus the allow rules for the devices every
-/// container gets and those it lists, as runc builds them.
+/// container gets, as runc builds them.
 fn cgroup_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
-    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
     let linux = spec.linux().as_ref();
     let mut res = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
+    // linux.devices only creates nodes; whether they may be opened is up to
+    // linux.resources.devices, as with runc.
     rules.extend(berth_cgroups::default_device_rules());
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let typ = match d.typ() {
-            LinuxDeviceType::B => LinuxDeviceType::B,
-            LinuxDeviceType::P => LinuxDeviceType::P,
-            _ => LinuxDeviceType::C,
-        };
-        if let Ok(rule) = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(typ)
-            .major(d.major())
-            .minor(d.minor())
-            .access("rwm")
-            .build()
-        {
-            rules.push(rule);
-        }
-    }
     res.set_devices(Some(rules));
     res
 }
 
 /// Init installed a filter with a user notification listener: hand the
 /// descriptor to the agent at `listenerPath` with the container's state.
-fn forward_seccomp_listener(spec: &Spec, state: &State, sock: &OwnedFd) -> Result<()> {
+pub(crate) fn forward_seccomp_listener(spec: &Spec, state: &State, sock: &OwnedFd) -> Result<()> {
     use std::os::fd::AsFd;
     let fd = berth_seccomp::recv_fd(sock.as_fd())?;
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
@@ -442,7 +432,9 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let state = match root.load(id) {
         Ok(s) => s,
         // A directory without a state file is a create that died early.
-        Err(Error::NotExist(_)) if root.container_dir(id).is_dir() && force => {
+        // With --force, a missing container is already deleted (runc agrees);
+        // a directory without a state file is a create that died early.
+        Err(Error::NotExist(_)) if force => {
             let _ = std::fs::remove_dir_all(root.container_dir(id));
             return Ok(());
         }

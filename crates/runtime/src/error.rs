@@ -8,11 +8,8 @@ pub enum Error {
     #[error("invalid config.json: {field}: {reason}")]
     InvalidConfig { field: String, reason: String },
 
-    #[error("cannot read {path}: {source}")]
-    ReadConfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {io}")]
+    ReadConfig { path: PathBuf, io: std::io::Error },
 
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },

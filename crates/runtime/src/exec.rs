@@ -159,6 +159,10 @@ fn container_namespaces(pid: i32) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> 
 pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32> {
     let state = root.load(&o.id)?;
     let status = state.live_status(&root.container_dir(&o.id));
+    if status == Status::Paused {
+        // runc's words, which callers match.
+        return Err(Error::Init("cannot exec in a paused container".into()));
+    }
     if !matches!(status, Status::Running | Status::Created) {
         return Err(Error::WrongStatus {
             id: o.id.clone(),
@@ -270,10 +274,10 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32> {
             .map_err(fail)?
             == Some(msg::SECCOMP_FD)
         {
-            // The container's listener got init's descriptor already; this
-            // one is of no use to anyone.
-            use std::os::fd::AsFd;
-            drop(berth_seccomp::recv_fd(parent_sock.as_fd()).map_err(|e| fail(e.into()))?);
+            // Each process with a listener gets its own descriptor; the
+            // agent at listenerPath receives this one as it got init's.
+            crate::container::forward_seccomp_listener(&spec, &state, &parent_sock)
+                .map_err(fail)?;
             continue;
         }
         let n = init::recv(&parent_sock, &mut buf)

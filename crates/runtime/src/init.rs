@@ -264,6 +264,11 @@ fn pre_pivot_hooks(a: &InitArgs, state_json: &[u8]) -> Result<()> {
         expect(a.sync, msg::HOOKS_DONE);
     }
     let hooks = a.spec.hooks().as_ref();
+    // runc runs them from the container's root, which relative paths in
+    // them expect.
+    if hooks.is_some_and(|h| h.create_container().as_ref().is_some_and(|v| !v.is_empty())) {
+        std::env::set_current_dir(a.rootfs).context(|| format!("chdir {}", a.rootfs.display()))?;
+    }
     hooks::run_all(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),

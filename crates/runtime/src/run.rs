@@ -13,7 +13,8 @@ use crate::state::Root;
 use crate::{console, sys};
 
 /// Runs the container to completion; returns the exit code to exit with.
-pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
+/// With `keep`, the stopped container stays for `state` and `delete`.
+pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     if detach {
         container::create(root, opts, None)?;
         container::start(root, &opts.id)?;
@@ -45,8 +46,10 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool) -> Result<i32> {
     let code = supervise(state.pid, &sfd, master.as_ref());
     tracing::debug!("run {}: exited with {code}", opts.id);
     drop(raw);
-    let _ = container::delete(root, &opts.id, true);
-    tracing::debug!("run {}: deleted", opts.id);
+    if !keep {
+        let _ = container::delete(root, &opts.id, true);
+        tracing::debug!("run {}: deleted", opts.id);
+    }
     Ok(code)
 }
 

@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 /// offending field (`process.capabilities.bounding[2]: unknown variant ...`).
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
+    let data = std::fs::read(&path).map_err(|io| Error::ReadConfig {
         path: path.clone(),
-        source,
+        io,
     })?;
     parse(&data)
 }

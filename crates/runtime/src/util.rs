@@ -21,7 +21,10 @@ pub fn write_replace_volatile(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
@@ -100,7 +103,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Parses a signal given as a number, `KILL` or `SIGKILL`.
 pub fn parse_signal(s: &str) -> Option<libc::c_int> {
     if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
+        // 0 checks that the process exists, as kill(2) does.
+        return (0..=64).contains(&n).then_some(n);
     }
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
@@ -179,7 +183,7 @@ mod tests {
         assert_eq!(parse_signal("9"), Some(9));
         assert_eq!(parse_signal("SIGRTMIN+1"), Some(libc::SIGRTMIN() + 1));
         assert_eq!(parse_signal("NOPE"), None);
-        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("0"), Some(0));
         assert_eq!(parse_signal("65"), None);
     }
 }

@@ -319,6 +319,10 @@ pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
 /// For containers without a mount namespace, and `--no-pivot`.
 pub fn chroot(rootfs: &Path, moved: bool) -> Result<()> {
     if moved {
+        // chroot alone leaves the host's proc and sysfs mounted in this
+        // namespace, and a fully visible proc lets a nested user namespace
+        // mount a new one: detach them first, as runc does.
+        hide_host_proc_and_sys(rootfs);
         // --no-pivot: move the rootfs mount over / so the old root is hidden.
         std::env::set_current_dir(rootfs).context(|| format!("chdir {}", rootfs.display()))?;
         sys::mount_path(Some(rootfs), Path::new("/"), None, libc::MS_MOVE, None)
@@ -328,6 +332,34 @@ pub fn chroot(rootfs: &Path, moved: bool) -> Result<()> {
         sys::chroot(rootfs).context(|| format!("chroot {}", rootfs.display()))?;
     }
     std::env::set_current_dir("/").context(|| "chdir /".into())
+}
+
+fn hide_host_proc_and_sys(rootfs: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut targets: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mp = PathBuf::from(pre.split(' ').nth(4)?);
+            let fstype = post.split(' ').next()?;
+            (matches!(fstype, "proc" | "sysfs") && !mp.starts_with(rootfs)).then_some(mp)
+        })
+        .collect();
+    // Deepest first, so nothing is busy when its turn comes.
+    targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for t in targets {
+        if sys::umount2(&t, libc::MNT_DETACH).is_err() {
+            let _ = sys::mount_path(
+                Some(Path::new("tmpfs")),
+                &t,
+                Some("tmpfs"),
+                libc::MS_RDONLY,
+                None,
+            );
+        }
+    }
 }
 
 pub fn make_root_readonly() -> Result<()> {
