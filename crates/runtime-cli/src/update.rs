@@ -19,8 +19,13 @@ pub struct UpdateArgs {
     /// Memory plus swap limit (-1 for unlimited).
     #[arg(long, allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    #[arg(long)]
+    /// CPU shares (runc spells it --cpu-share).
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
     #[arg(long, allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long)]
@@ -90,6 +95,8 @@ impl UpdateArgs {
         }
         if self.cpu_shares.is_some()
             || self.cpu_quota.is_some()
+            || self.cpu_rt_period.is_some()
+            || self.cpu_rt_runtime.is_some()
             || self.cpu_period.is_some()
             || self.cpuset_cpus.is_some()
             || self.cpuset_mems.is_some()
@@ -103,6 +110,12 @@ impl UpdateArgs {
             }
             if let Some(v) = self.cpu_period {
                 c.set_period(Some(v));
+            }
+            if let Some(v) = self.cpu_rt_period {
+                c.set_realtime_period(Some(v));
+            }
+            if let Some(v) = self.cpu_rt_runtime {
+                c.set_realtime_runtime(Some(v));
             }
             if let Some(v) = &self.cpuset_cpus {
                 c.set_cpus(Some(v.clone()));

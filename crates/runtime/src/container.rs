@@ -402,17 +402,15 @@ pub fn state(root: &Root, id: &str) -> Result<serde_json::Value> {
 pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = util::parse_signal(signal).ok_or_else(|| Error::InvalidSignal(signal.into()))?;
     let state = root.load(id)?;
-    let status = state.live_status(&root.container_dir(id));
     if all {
-        let Some(cg) = &state.cgroup else {
-            return Err(Error::NotRunning);
-        };
-        if status == Status::Stopped && cg.pids().unwrap_or_default().is_empty() {
-            return Err(Error::NotRunning);
+        // Every process of the cgroup, which may be none: like runc, that is
+        // not an error.
+        if let Some(cg) = &state.cgroup {
+            cg.signal_all(sig)?;
         }
-        cg.signal_all(sig)?;
         return Ok(());
     }
+    let status = state.live_status(&root.container_dir(id));
     if status == Status::Stopped {
         return Err(Error::NotRunning);
     }
