@@ -45,7 +45,7 @@ pub enum Error {
     #[error("container init failed: {0}")]
     Init(String),
 
-    #[error("{kind} hook {path:?} failed: {reason}")]
+    #[error("error running hook: {kind} hook {path:?}: {reason}")]
     Hook {
         kind: &'static str,
         path: PathBuf,

@@ -349,7 +349,10 @@ fn exec_child(c: &ExecChild) -> ! {
         Ok(exec)
     })();
     match result {
-        Ok(exec) => process::exec_now(&exec, c.seccomp, Some(c.process)),
+        Ok(exec) => {
+            process::install_late_seccomp(c.seccomp, Some(c.process));
+            process::exec_now(&exec)
+        }
         Err(e) => {
             let mut m = vec![msg::ERROR];
             m.extend_from_slice(e.to_string().as_bytes());

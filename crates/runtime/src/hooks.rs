@@ -76,7 +76,27 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
         std::thread::sleep(Duration::from_millis(2));
     };
     if !status.success() {
-        return Err(fail(format!("exited with {status}")));
+        use std::os::unix::process::ExitStatusExt;
+        let reason = match status.signal() {
+            // Go's wording ("signal: bad system call"), which runc prints.
+            Some(sig) => format!("signal: {}", signal_name(sig)),
+            None => format!("exit status {}", status.code().unwrap_or(-1)),
+        };
+        return Err(fail(reason));
     }
     Ok(())
+}
+
+/// strsignal(3), lower-cased: "bad system call", "killed".
+fn signal_name(sig: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a static or thread-local
+    // string, read at once.
+    let p = unsafe { libc::strsignal(sig) };
+    if p.is_null() {
+        return sig.to_string();
+    }
+    // SAFETY: non-null, NUL-terminated.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .to_lowercase()
 }

@@ -350,6 +350,7 @@ fn exec_after_start(a: &InitArgs, exec: Exec, state_json: &[u8]) -> ! {
         }
     }
     drop(fifo);
+    process::install_late_seccomp(a.seccomp, a.spec.process().as_ref());
     let hooks = a.spec.hooks().as_ref();
     if let Err(e) = hooks::run_all(
         "startContainer",
@@ -359,5 +360,5 @@ fn exec_after_start(a: &InitArgs, exec: Exec, state_json: &[u8]) -> ! {
         let _ = writeln!(std::io::stderr(), "berth-runtime: {e}");
         std::process::exit(1);
     }
-    process::exec_now(&exec, a.seccomp, a.spec.process().as_ref())
+    process::exec_now(&exec)
 }

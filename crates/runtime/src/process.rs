@@ -74,6 +74,7 @@ pub fn finalize(f: &Finalize) -> Result<Exec> {
             }
         }
     }
+    fix_stdio_owner(user.uid());
     sys::setresgid(user.gid()).context(|| format!("setresgid({})", user.gid()))?;
     sys::setresuid(user.uid()).context(|| format!("setresuid({})", user.uid()))?;
     sys::set_keepcaps(false).context(|| "prctl(PR_SET_KEEPCAPS)".into())?;
@@ -97,14 +98,13 @@ pub fn finalize(f: &Finalize) -> Result<Exec> {
 
 /// Marks every descriptor close-on-exec, installs a late seccomp filter and
 /// executes the process. Never returns.
-pub fn exec_now(
-    exec: &Exec,
+/// Installs the seccomp filter that waits until just before the user's
+/// process (no_new_privs set, no listener). startContainer hooks run after
+/// it, as with runc, so the profile applies to them too.
+pub fn install_late_seccomp(
     seccomp: Option<&berth_seccomp::CompiledFilter>,
     process: Option<&Process>,
-) -> ! {
-    // Descriptors were marked close-on-exec in `finalize`; everything opened
-    // since is close-on-exec by construction.
-    // Last, so the profile need allow nothing of ours but execve.
+) {
     if let Some(filter) = seccomp {
         if process.is_some_and(no_new_privs) && !filter.uses_notify() {
             if let Err(e) = berth_seccomp::install(filter) {
@@ -116,6 +116,12 @@ pub fn exec_now(
             }
         }
     }
+}
+
+/// Executes the process. Descriptors were marked close-on-exec in
+/// `finalize`, and everything opened since is close-on-exec by construction.
+/// Never returns.
+pub fn exec_now(exec: &Exec) -> ! {
     let err = sys::execve(&exec.path, &exec.argv, &exec.env);
     let _ = writeln!(
         std::io::stderr(),
@@ -133,6 +139,25 @@ pub struct Exec {
     path: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
+}
+
+/// The process's stdio belongs to its user, so it can reopen its terminal
+/// (/dev/stdout, `tty`), as runc arranges. /dev/null stays root's.
+fn fix_stdio_owner(uid: u32) {
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 are ours for the duration of the calls.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = rustix::fs::fstat(b) else {
+            continue;
+        };
+        let is_null = rustix::fs::FileType::from_raw_mode(st.st_mode)
+            == rustix::fs::FileType::CharacterDevice
+            && st.st_rdev == sys::makedev(1, 3);
+        if is_null || st.st_uid == uid {
+            continue;
+        }
+        let _ = rustix::fs::fchown(b, Some(rustix::fs::Uid::from_raw(uid)), None);
+    }
 }
 
 fn no_new_privs(process: &oci_spec::runtime::Process) -> bool {
