@@ -319,30 +319,11 @@ fn spawn_init(plan: &Plan, args: InitArgs, parent_sock: &OwnedFd) -> Result<i32>
             .and_then(|()| sys::clone_with_flags(plan.clone_flags).context(|| "clone".into()));
         match result {
             Ok(0) => init::run(args),
-            Ok(pid) => {
-                let mut m = vec![msg::PID];
-                m.extend_from_slice(&pid.to_ne_bytes());
-                let _ = init::send(args.sync, &m);
-                std::process::exit(0);
-            }
-            Err(e) => {
-                let mut m = vec![msg::ERROR];
-                m.extend_from_slice(e.to_string().as_bytes());
-                let _ = init::send(args.sync, &m);
-                std::process::exit(1);
-            }
+            Ok(pid) => init::report_pid_and_exit(args.sync, pid),
+            Err(e) => init::fail_to_parent(args.sync, &e),
         }
     }
-    let mut buf = [0u8; 4096];
-    let n = init::recv(parent_sock, &mut buf).context(|| "read from intermediate".into())?;
-    let _ = sys::waitpid(mid, 0);
-    match buf.first() {
-        Some(&msg::PID) if n == 5 => Ok(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
-        Some(&msg::ERROR) => Err(Error::Init(
-            String::from_utf8_lossy(&buf[1..n]).into_owned(),
-        )),
-        _ => Err(Error::Init("intermediate process exited".into())),
-    }
+    init::read_intermediate(parent_sock, mid)
 }
 
 pub fn start(root: &Root, id: &str) -> Result<()> {

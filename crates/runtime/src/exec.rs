@@ -229,34 +229,14 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32> {
                 seccomp: seccomp.as_ref(),
                 preserve_fds: o.preserve_fds,
             }),
-            Ok(pid) => {
-                let mut m = vec![msg::PID];
-                m.extend_from_slice(&pid.to_ne_bytes());
-                let _ = init::send(&child_sock, &m);
-                std::process::exit(0);
-            }
-            Err(e) => {
-                let mut m = vec![msg::ERROR];
-                m.extend_from_slice(e.to_string().as_bytes());
-                let _ = init::send(&child_sock, &m);
-                std::process::exit(1);
-            }
+            Ok(pid) => init::report_pid_and_exit(&child_sock, pid),
+            Err(e) => init::fail_to_parent(&child_sock, &e),
         }
     }
     drop(child_sock);
     drop(console_theirs);
+    let pid = init::read_intermediate(&parent_sock, mid)?;
     let mut buf = vec![0u8; 8192];
-    let n = init::recv(&parent_sock, &mut buf).context(|| "read from exec".into())?;
-    let _ = sys::waitpid(mid, 0);
-    let pid = match buf.first() {
-        Some(&msg::PID) if n == 5 => i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]),
-        Some(&msg::ERROR) => {
-            return Err(Error::Init(
-                String::from_utf8_lossy(&buf[1..n]).into_owned(),
-            ))
-        }
-        _ => return Err(Error::Init("exec: intermediate process exited".into())),
-    };
     let fail = |e: Error| {
         let _ = sys::kill(pid, libc::SIGKILL);
         let _ = sys::waitpid(pid, 0);
@@ -353,11 +333,6 @@ fn exec_child(c: &ExecChild) -> ! {
             process::install_late_seccomp(c.seccomp, Some(c.process));
             process::exec_now(&exec)
         }
-        Err(e) => {
-            let mut m = vec![msg::ERROR];
-            m.extend_from_slice(e.to_string().as_bytes());
-            let _ = init::send(c.sync, &m);
-            std::process::exit(1);
-        }
+        Err(e) => init::fail_to_parent(c.sync, &e),
     }
 }

@@ -144,18 +144,45 @@ pub(crate) fn expect(sync: &OwnedFd, want: u8) -> Vec<u8> {
     }
 }
 
+/// Sends `err` to the parent and exits: how a child of the runtime fails.
+pub fn fail_to_parent(sync: &OwnedFd, err: &Error) -> ! {
+    let mut m = vec![msg::ERROR];
+    m.extend_from_slice(err.to_string().as_bytes());
+    let _ = send(sync, &m);
+    std::process::exit(1);
+}
+
+/// Sends the pid of the process it forked to the parent and exits: the last
+/// act of an intermediate process.
+pub fn report_pid_and_exit(sync: &OwnedFd, pid: i32) -> ! {
+    let mut m = vec![msg::PID];
+    m.extend_from_slice(&pid.to_ne_bytes());
+    let _ = send(sync, &m);
+    std::process::exit(0);
+}
+
+/// Reads what an intermediate process `mid` reported (a pid or its error)
+/// and reaps it.
+pub fn read_intermediate(sync: &OwnedFd, mid: i32) -> Result<i32> {
+    let mut buf = [0u8; 4096];
+    let n = recv(sync, &mut buf).context(|| "read from intermediate process".into())?;
+    let _ = sys::waitpid(mid, 0);
+    match buf[..n].first() {
+        Some(&msg::PID) if n == 5 => Ok(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
+        Some(&msg::ERROR) => Err(Error::Init(
+            String::from_utf8_lossy(&buf[1..n]).into_owned(),
+        )),
+        _ => Err(Error::Init("intermediate process exited".into())),
+    }
+}
+
 /// Runs init to the point of execve. Never returns.
 pub fn run(a: InitArgs) -> ! {
     match setup(&a) {
         Ok((exec, state_json)) => {
             exec_after_start(&a, exec, &state_json);
         }
-        Err(e) => {
-            let mut m = vec![msg::ERROR];
-            m.extend_from_slice(e.to_string().as_bytes());
-            let _ = send(a.sync, &m);
-            std::process::exit(1);
-        }
+        Err(e) => fail_to_parent(a.sync, &e),
     }
 }
 
