@@ -19,21 +19,15 @@ struct Hierarchy {
 }
 
 fn host_hierarchies() -> Vec<Hierarchy> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mountpoint = pre.split(' ').nth(4).unwrap_or("");
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let _source = post.next();
-        let superopts = post.next().unwrap_or("");
-        if (fstype == "cgroup" || fstype == "cgroup2") && mountpoint.starts_with("/sys/fs/cgroup") {
-            let subsystems = superopts
+    super::mountinfo::read()
+        .into_iter()
+        .filter(|m| {
+            (m.fstype == "cgroup" || m.fstype == "cgroup2")
+                && m.mountpoint.starts_with("/sys/fs/cgroup")
+        })
+        .map(|m| {
+            let subsystems = m
+                .superopts
                 .split(',')
                 .filter(|o| {
                     !matches!(*o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec")
@@ -42,14 +36,13 @@ fn host_hierarchies() -> Vec<Hierarchy> {
                 })
                 .collect::<Vec<_>>()
                 .join(",");
-            out.push(Hierarchy {
-                mountpoint: PathBuf::from(mountpoint),
-                fstype: fstype.to_string(),
+            Hierarchy {
+                mountpoint: m.mountpoint,
+                fstype: m.fstype,
                 subsystems,
-            });
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
 pub fn mount(s: &Setup, root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<()> {

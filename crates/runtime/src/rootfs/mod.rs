@@ -4,6 +4,7 @@
 
 mod cgroupfs;
 mod devices;
+mod mountinfo;
 mod options;
 pub mod paths;
 
@@ -335,17 +336,12 @@ pub fn chroot(rootfs: &Path, moved: bool) -> Result<()> {
 }
 
 fn hide_host_proc_and_sys(rootfs: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut targets: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mp = PathBuf::from(pre.split(' ').nth(4)?);
-            let fstype = post.split(' ').next()?;
-            (matches!(fstype, "proc" | "sysfs") && !mp.starts_with(rootfs)).then_some(mp)
+    let mut targets: Vec<PathBuf> = mountinfo::read()
+        .into_iter()
+        .filter(|m| {
+            matches!(m.fstype.as_str(), "proc" | "sysfs") && !m.mountpoint.starts_with(rootfs)
         })
+        .map(|m| m.mountpoint)
         .collect();
     // Deepest first, so nothing is busy when its turn comes.
     targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
