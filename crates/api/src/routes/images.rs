@@ -1,0 +1,6 @@
+use crate::server::AppState;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,63 @@
+//! What berthd tells the engine at start (flags and daemon.json, already merged).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Persistent state: images, containers, volumes, networks (`--data-root`).
+    pub data_root: PathBuf,
+    /// Runtime state: monitors' sockets, runtime state, bundles (`--exec-root`).
+    pub exec_root: PathBuf,
+    /// OCI runtimes by name; `default_runtime` names the one used when a container asks none.
+    pub runtimes: BTreeMap<String, PathBuf>,
+    pub default_runtime: String,
+    /// The `berth-monitor` binary.
+    pub monitor: PathBuf,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    /// Keep containers running while the daemon is down (Docker's live-restore; our default).
+    pub live_restore: bool,
+    /// Name of the default bridge interface and the pool user networks draw from.
+    pub bridge_name: String,
+    pub default_address_pool: String,
+    pub default_bridge_subnet: String,
+}
+
+impl EngineConfig {
+    pub fn new(data_root: PathBuf, exec_root: PathBuf) -> EngineConfig {
+        EngineConfig {
+            data_root,
+            exec_root,
+            runtimes: BTreeMap::new(),
+            default_runtime: "berth-runtime".to_string(),
+            monitor: PathBuf::from("berth-monitor"),
+            insecure_registries: Vec::new(),
+            registry_mirrors: Vec::new(),
+            live_restore: true,
+            bridge_name: "berth0".to_string(),
+            default_address_pool: "172.30.0.0/16".to_string(),
+            default_bridge_subnet: "172.29.0.0/24".to_string(),
+        }
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+    /// Per-container runtime state: monitor sockets, bundle, exit status.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+    pub fn runtime_root(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+    pub fn runtime_path(&self, name: Option<&str>) -> Option<PathBuf> {
+        let name = name
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.default_runtime);
+        self.runtimes.get(name).cloned()
+    }
+}
