@@ -86,7 +86,8 @@ impl Control {
     /// Checks that a monitor is listening in `run_dir`.
     pub fn connect(run_dir: &Path) -> Result<Control, Error> {
         let path = run_dir.join(paths::CONTROL);
-        UnixStream::connect(&path).map_err(|e| Error::io(format!("connect {}", path.display()), e))?;
+        UnixStream::connect(&path)
+            .map_err(|e| Error::io(format!("connect {}", path.display()), e))?;
         Ok(Control {
             run_dir: run_dir.to_path_buf(),
         })
@@ -134,9 +135,7 @@ impl Control {
                 finished_at: r.finished_at.unwrap_or_default(),
                 oom_killed: r.oom_killed.unwrap_or(false),
             }),
-            Err(Error::Gone) | Err(Error::Io { .. }) => {
-                read_exit(&self.run_dir).ok_or(Error::Gone)
-            }
+            Err(Error::Gone) | Err(Error::Io { .. }) => read_exit(&self.run_dir).ok_or(Error::Gone),
             Err(e) => Err(e),
         }
     }

@@ -54,7 +54,8 @@ fn one() -> u32 {
 
 impl MonitorConfig {
     pub fn load(path: &Path) -> Result<MonitorConfig, Error> {
-        let data = std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let data =
+            std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
         let config: MonitorConfig = serde_json::from_slice(&data)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         config.validate()?;

@@ -187,7 +187,8 @@ mod tests {
         let path = dir.path().join("c-json.log");
         let mut log = JsonLog::open(path.clone(), Some(200), 3).unwrap();
         for i in 0..20 {
-            log.write(1, format!("line number {i}\n").as_bytes()).unwrap();
+            log.write(1, format!("line number {i}\n").as_bytes())
+                .unwrap();
         }
         assert!(numbered(&path, 1).exists());
         assert!(numbered(&path, 2).exists());

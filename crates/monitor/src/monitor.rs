@@ -49,9 +49,9 @@ pub fn run(config_path: &Path) -> i32 {
             return 1;
         }
     };
-    let mut m = match Monitor::setup(cfg) {
+    let mut m = match Monitor::setup(&cfg) {
         Ok(m) => m,
-        Err((e, cfg)) => {
+        Err(e) => {
             tracing::error!("{e}");
             cleanup_failed(&cfg);
             ready_line(&protocol::error_line(&e));
@@ -212,14 +212,7 @@ struct Monitor {
 }
 
 impl Monitor {
-    fn setup(cfg: MonitorConfig) -> Result<Monitor, (String, MonitorConfig)> {
-        match Self::setup_inner(&cfg) {
-            Ok(parts) => Self::finish_setup(cfg, parts),
-            Err(e) => Err((e, cfg)),
-        }
-    }
-
-    fn setup_inner(cfg: &MonitorConfig) -> Result<(OwnedFd, UnixListener, UnixListener, Option<UnixListener>), String> {
+    fn setup(cfg: &MonitorConfig) -> Result<Monitor, String> {
         let sigfd = sys::signalfd(&[libc::SIGCHLD, libc::SIGINT, libc::SIGHUP, libc::SIGTERM])
             .map_err(|e| format!("signalfd: {e}"))?;
         std::fs::create_dir_all(&cfg.run_dir)
@@ -229,30 +222,20 @@ impl Monitor {
             .map_err(|e| format!("write {}: {e}", pidfile.display()))?;
         let control = listen(&cfg.run_dir.join(paths::CONTROL))?;
         let attach = listen(&cfg.run_dir.join(paths::ATTACH))?;
-        let console = if cfg.tty {
-            Some(listen(&cfg.run_dir.join(paths::CONSOLE))?)
-        } else {
-            None
+        let console = match cfg.tty {
+            true => Some(listen(&cfg.run_dir.join(paths::CONSOLE))?),
+            false => None,
         };
-        Ok((sigfd, control, attach, console))
-    }
-
-    fn finish_setup(
-        cfg: MonitorConfig,
-        (sigfd, control, attach, console): (OwnedFd, UnixListener, UnixListener, Option<UnixListener>),
-    ) -> Result<Monitor, (String, MonitorConfig)> {
         let log = match (&cfg.log_path, cfg.kind) {
-            (Some(p), Kind::Container) => {
-                match JsonLog::open(p.clone(), cfg.log_max_size, cfg.log_max_files) {
-                    Ok(l) => Some(l),
-                    Err(e) => return Err((format!("open log {}: {e}", p.display()), cfg)),
-                }
-            }
+            (Some(p), Kind::Container) => Some(
+                JsonLog::open(p.clone(), cfg.log_max_size, cfg.log_max_files)
+                    .map_err(|e| format!("open log {}: {e}", p.display()))?,
+            ),
             _ => None,
         };
         let mut m = Monitor {
-            rt: Runtime::new(&cfg),
-            cfg,
+            rt: Runtime::new(cfg),
+            cfg: cfg.clone(),
             sigfd,
             control,
             attach,
@@ -276,9 +259,7 @@ impl Monitor {
             attaches: Vec::new(),
         };
         if m.cfg.kind == Kind::Container {
-            if let Err(e) = m.create() {
-                return Err((e, m.cfg.clone()));
-            }
+            m.create()?;
         }
         Ok(m)
     }
@@ -476,10 +457,11 @@ impl Monitor {
         // Delete before anyone hears of the exit: berthd may reuse the id
         // (restart policy) as soon as wait returns.
         if self.cfg.kind == Kind::Container {
-            if let Err(e) = self
-                .rt
-                .run(&["delete", "--force", &self.cfg.id], ChildStdio::null(), None)
-            {
+            if let Err(e) = self.rt.run(
+                &["delete", "--force", &self.cfg.id],
+                ChildStdio::null(),
+                None,
+            ) {
                 tracing::warn!("runtime delete: {e}");
             }
         }
@@ -574,7 +556,11 @@ impl Monitor {
             });
         };
         add(Token::Signal, self.sigfd.as_raw_fd(), libc::POLLIN);
-        add(Token::ControlListener, self.control.as_raw_fd(), libc::POLLIN);
+        add(
+            Token::ControlListener,
+            self.control.as_raw_fd(),
+            libc::POLLIN,
+        );
         add(Token::AttachListener, self.attach.as_raw_fd(), libc::POLLIN);
         // Before start nothing can be written; after the exit, drain.
         if self.started || self.exit.is_some() {
@@ -602,7 +588,7 @@ impl Monitor {
         let stdin_full = self.stdin_buf.len() >= STDIN_BACKLOG;
         for (i, a) in self.attaches.iter().enumerate() {
             let mut ev = 0;
-            if !a.read_eof && !(a.req.is_some() && stdin_full) {
+            if !(a.read_eof || a.req.is_some() && stdin_full) {
                 ev |= libc::POLLIN;
             }
             if !a.out.is_empty() {
@@ -911,9 +897,9 @@ impl Monitor {
             if c.dead {
                 continue;
             }
-            if c.out.flush_to(&c.sock).is_err() {
-                c.dead = true;
-            } else if c.answered && !c.waiting && c.out.is_empty() {
+            let failed = c.out.flush_to(&c.sock).is_err();
+            // Answered and written: one request per connection.
+            if failed || (c.answered && !c.waiting && c.out.is_empty()) {
                 c.dead = true;
             }
         }
@@ -978,7 +964,8 @@ fn listen(path: &Path) -> Result<UnixListener, String> {
 }
 
 fn read_pid(path: &PathBuf) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
     text.trim()
         .parse()
         .map_err(|_| format!("{}: not a pid: {text:?}", path.display()))

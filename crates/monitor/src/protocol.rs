@@ -162,7 +162,8 @@ mod tests {
 
     #[test]
     fn requests_in_contract_shape() {
-        let r: Request = serde_json::from_str(r#"{"op":"resize","height":30,"width":100}"#).unwrap();
+        let r: Request =
+            serde_json::from_str(r#"{"op":"resize","height":30,"width":100}"#).unwrap();
         assert_eq!(
             r,
             Request::Resize {

@@ -50,9 +50,15 @@ struct LogLine {
 impl Runtime {
     pub fn new(cfg: &MonitorConfig) -> Runtime {
         let log = cfg.run_dir.join("runtime.log");
-        let mut global: Vec<std::ffi::OsString> = vec!["--root".into(), cfg.runtime_root.clone().into()];
+        let mut global: Vec<std::ffi::OsString> =
+            vec!["--root".into(), cfg.runtime_root.clone().into()];
         global.extend(cfg.runtime_args.iter().map(Into::into));
-        global.extend(["--log".into(), log.clone().into(), "--log-format".into(), "json".into()]);
+        global.extend([
+            "--log".into(),
+            log.clone().into(),
+            "--log-format".into(),
+            "json".into(),
+        ]);
         Runtime {
             binary: cfg.runtime.clone(),
             global,
