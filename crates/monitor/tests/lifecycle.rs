@@ -361,3 +361,33 @@ fn output_without_clients_is_logged_and_a_stalled_client_is_dropped() {
         got.len()
     );
 }
+
+#[test]
+fn the_container_gets_only_its_stdio() {
+    let env = Env::new();
+    let id = env.id("fds");
+    // ls holds one more descriptor of its own while it reads the directory.
+    let bundle = env.bundle(&["sh", "-c", "ls /proc/self/fd"], false);
+    let cfg = env.container_config(&id, &bundle);
+    env.spawn(&cfg).expect("monitor ready");
+    let ctl = Control::connect(&cfg.run_dir).unwrap();
+    let mut att = berth_monitor::attach(&cfg.run_dir, ALL).unwrap();
+    ctl.status().unwrap();
+    ctl.start().unwrap();
+    let (out, err) = read_all_frames(&mut att);
+    assert_eq!(
+        ctl.wait().unwrap().exit_code,
+        0,
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    let fds: Vec<String> = String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "descriptors leaked into the container"
+    );
+}
