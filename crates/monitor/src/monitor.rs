@@ -357,9 +357,13 @@ impl Monitor {
 
     /// `start`: runs the process; from now on its output is pumped.
     fn start(&mut self) -> Result<i32, String> {
-        if self.started || self.exit.is_some() {
+        if self.exit.is_some() {
+            return Err("the process has already exited".into());
+        }
+        if self.started {
             return Err("already started".into());
         }
+        self.take_pending_attaches();
         match self.cfg.kind {
             Kind::Container => {
                 self.rt
@@ -377,6 +381,17 @@ impl Monitor {
                     self.record_exit(EXEC_FAILED, None);
                 }
                 result
+            }
+        }
+    }
+
+    /// Clients that connected to attach.sock before `start` was sent get
+    /// every byte of output, whatever order the poll loop saw them in.
+    fn take_pending_attaches(&mut self) {
+        self.handle(Token::AttachListener, libc::POLLIN);
+        for i in 0..self.attaches.len() {
+            if self.attaches[i].req.is_none() && !self.attaches[i].dead {
+                self.read_attach(i);
             }
         }
     }

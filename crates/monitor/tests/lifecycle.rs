@@ -53,8 +53,6 @@ fn output_exit_code_log_and_attach() {
     }
 
     let mut att = berth_monitor::attach(&cfg.run_dir, ALL).unwrap();
-    // The header is processed before start: a status round trip orders it.
-    ctl.status().unwrap();
     assert_eq!(ctl.start().unwrap(), init);
     let exit = ctl.wait().unwrap();
     assert_eq!(exit.exit_code, 3);
@@ -105,7 +103,6 @@ fn stdin_from_attach_with_stdin_once() {
     let ctl = Control::connect(&cfg.run_dir).unwrap();
     let mut att =
         berth_monitor::attach(&cfg.run_dir, AttachRequest { stdin: true, ..ALL }).unwrap();
-    ctl.status().unwrap();
     ctl.start().unwrap();
     att.write_all(b"hello\n").unwrap();
     att.shutdown(Shutdown::Write).unwrap();
@@ -161,7 +158,6 @@ fn exec_into_running_container_then_kill() {
     let ectl = Control::connect(&ecfg.run_dir).unwrap();
     assert_eq!(ectl.status().unwrap().state, State::Created);
     let mut att = berth_monitor::attach(&ecfg.run_dir, ALL).unwrap();
-    ectl.status().unwrap();
     let epid = ectl.start().unwrap();
     assert!(epid > 0);
     assert_eq!(ectl.wait().unwrap().exit_code, 7);
@@ -206,7 +202,6 @@ fn tty_exec() {
     let ectl = Control::connect(&ecfg.run_dir).unwrap();
     let mut att =
         berth_monitor::attach(&ecfg.run_dir, AttachRequest { stdin: true, ..ALL }).unwrap();
-    ectl.status().unwrap();
     ectl.start().unwrap();
     let mut seen = Vec::new();
     while !String::from_utf8_lossy(&seen).contains("5 40") {
@@ -273,7 +268,6 @@ fn monitor_outlives_its_spawner_and_ignores_sigterm() {
     assert_eq!(ctl.status().unwrap().state, State::Created);
     let mut att =
         berth_monitor::attach(&cfg.run_dir, AttachRequest { stdin: true, ..ALL }).unwrap();
-    ctl.status().unwrap();
     ctl.start().unwrap();
     att.write_all(b"bye\n").unwrap();
     let (out, _) = read_all_frames(&mut att);
@@ -332,7 +326,6 @@ fn output_without_clients_is_logged_and_a_stalled_client_is_dropped() {
     let ctl = Control::connect(&cfg.run_dir).unwrap();
     // Subscribes and never reads: it must not hold the container back.
     let mut stalled = berth_monitor::attach(&cfg.run_dir, ALL).unwrap();
-    ctl.status().unwrap();
     ctl.start().unwrap();
     assert_eq!(ctl.wait().unwrap().exit_code, 0);
     let entries = log_entries(&log);
@@ -372,7 +365,6 @@ fn the_container_gets_only_its_stdio() {
     env.spawn(&cfg).expect("monitor ready");
     let ctl = Control::connect(&cfg.run_dir).unwrap();
     let mut att = berth_monitor::attach(&cfg.run_dir, ALL).unwrap();
-    ctl.status().unwrap();
     ctl.start().unwrap();
     let (out, err) = read_all_frames(&mut att);
     assert_eq!(
