@@ -396,6 +396,20 @@ impl Monitor {
         }
     }
 
+    /// Stdin clients sent before asking to close it is still delivered,
+    /// although it came on other connections than the request.
+    fn take_pending_stdin(&mut self) {
+        for i in 0..self.attaches.len() {
+            loop {
+                let a = &self.attaches[i];
+                let readable = a.req.is_some_and(|r| r.stdin) && !a.read_eof && !a.dead;
+                if !readable || self.stdin_buf.len() >= STDIN_BACKLOG || !self.read_attach(i) {
+                    break;
+                }
+            }
+        }
+    }
+
     fn exec(&mut self) -> Result<i32, String> {
         let stdio = self.container_stdio().map_err(|e| format!("pipes: {e}"))?;
         let run_dir = &self.cfg.run_dir;
@@ -850,13 +864,15 @@ impl Monitor {
             },
             Request::Status => protocol::line(&self.status()),
             Request::CloseStdin => {
+                self.take_pending_stdin();
                 self.request_stdin_close();
                 protocol::line(&OkReply { ok: true })
             }
         })
     }
 
-    fn read_attach(&mut self, i: usize) {
+    /// One read from attach client `i`; false when nothing was read.
+    fn read_attach(&mut self, i: usize) -> bool {
         let mut buf = [0u8; 16 * 1024];
         let a = &mut self.attaches[i];
         let n = match (&a.sock).read(&mut buf) {
@@ -867,13 +883,13 @@ impl Monitor {
                     Some(r) if r.stdin && self.cfg.stdin_once => self.request_stdin_close(),
                     Some(_) => {}
                 }
-                return;
+                return false;
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(_) => {
                 a.dead = true;
-                return;
+                return false;
             }
         };
         let mut data = &buf[..n];
@@ -883,7 +899,7 @@ impl Monitor {
                 if a.inbuf.len() > MAX_LINE {
                     a.dead = true;
                 }
-                return;
+                return false;
             };
             a.inbuf.extend_from_slice(&data[..nl]);
             data = &data[nl + 1..];
@@ -897,14 +913,14 @@ impl Monitor {
                 Err(e) => {
                     tracing::debug!("bad attach header: {e}");
                     a.dead = true;
-                    return;
+                    return false;
                 }
             }
         }
         if a.req.is_some_and(|r| r.stdin) && !data.is_empty() {
-            let data = data.to_vec();
-            self.feed_stdin(&data);
+            self.feed_stdin(data);
         }
+        true
     }
 
     fn flush_clients(&mut self) {

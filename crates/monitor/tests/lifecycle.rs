@@ -383,3 +383,25 @@ fn the_container_gets_only_its_stdio() {
         "descriptors leaked into the container"
     );
 }
+
+#[test]
+fn close_stdin_after_stdin_sent_on_attach() {
+    let env = Env::new();
+    let id = env.id("close");
+    let bundle = env.bundle(&["cat"], false);
+    let mut cfg = env.container_config(&id, &bundle);
+    cfg.open_stdin = true;
+    env.spawn(&cfg).expect("monitor ready");
+    let ctl = Control::connect(&cfg.run_dir).unwrap();
+    let mut att =
+        berth_monitor::attach(&cfg.run_dir, AttachRequest { stdin: true, ..ALL }).unwrap();
+    ctl.start().unwrap();
+    assert_eq!(ctl.status().unwrap().state, State::Running);
+    // Without stdin_once a half-close leaves stdin open for other clients...
+    att.write_all(b"one\ntwo\n").unwrap();
+    // ...and close_stdin ends it, after what was already sent.
+    ctl.close_stdin().unwrap();
+    let (out, _) = read_all_frames(&mut att);
+    assert_eq!(String::from_utf8_lossy(&out), "one\ntwo\n");
+    assert_eq!(ctl.wait().unwrap().exit_code, 0);
+}
