@@ -217,6 +217,11 @@ impl Monitor {
             .map_err(|e| format!("signalfd: {e}"))?;
         std::fs::create_dir_all(&cfg.run_dir)
             .map_err(|e| format!("create {}: {e}", cfg.run_dir.display()))?;
+        // A run dir is reused when a container restarts: what the previous
+        // monitor left must not be taken for this run's.
+        for name in [paths::EXIT_JSON, paths::INIT_PID, paths::EXEC_PID] {
+            let _ = std::fs::remove_file(cfg.run_dir.join(name));
+        }
         let pidfile = cfg.run_dir.join(paths::MONITOR_PID);
         sys::write_atomic(&pidfile, std::process::id().to_string().as_bytes())
             .map_err(|e| format!("write {}: {e}", pidfile.display()))?;

@@ -282,6 +282,13 @@ fn create_failure_is_reported_and_leaves_nothing() {
     let id = env.id("bad");
     let bundle = env.bundle(&["/nonexistent-binary"], false);
     let cfg = env.container_config(&id, &bundle);
+    // As a previous run in the same run dir would have left it.
+    std::fs::create_dir_all(&cfg.run_dir).unwrap();
+    std::fs::write(
+        cfg.run_dir.join("exit.json"),
+        r#"{"exit_code":0,"signal":null,"finished_at":"2026-11-29T08:00:00Z","oom_killed":false}"#,
+    )
+    .unwrap();
     let err = env.spawn(&cfg).expect_err("create must fail");
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent-binary"), "{msg}");
