@@ -12,6 +12,7 @@ mod client;
 mod config;
 mod logfile;
 mod monitor;
+mod oom;
 pub mod protocol;
 mod runtime;
 mod stderr_log;

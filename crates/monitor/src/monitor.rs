@@ -13,7 +13,7 @@ use crate::protocol::{
     self, AttachRequest, ExitInfo, OkReply, PidReply, Request, State, StatusReply, WaitReply,
 };
 use crate::runtime::{ChildStdio, Runtime};
-use crate::{paths, sys, timefmt};
+use crate::{oom, paths, sys, timefmt};
 
 /// A client further behind than this is dropped rather than stall the container.
 const CLIENT_BACKLOG: usize = 1 << 20;
@@ -195,6 +195,8 @@ struct Monitor {
     /// Statuses of children reaped before `pid` was known.
     early: Vec<(i32, i32)>,
     exit: Option<ExitInfo>,
+    /// The container's OOM-kill counter and its value at create.
+    oom: Option<(PathBuf, u64)>,
     drain_until: Option<Instant>,
     finished: bool,
     flush_until: Option<Instant>,
@@ -249,6 +251,7 @@ impl Monitor {
             pid: None,
             early: Vec::new(),
             exit: None,
+            oom: None,
             drain_until: None,
             finished: false,
             flush_until: None,
@@ -290,6 +293,10 @@ impl Monitor {
         let master = self.rt.run(&args, stdio, self.console.as_ref())?;
         self.take_console(master)?;
         let pid = read_pid(&pid_file)?;
+        self.oom = oom::counter_path(pid).map(|path| {
+            let before = oom::kills(&path).unwrap_or(0);
+            (path, before)
+        });
         self.set_pid(pid);
         tracing::info!(id = %self.cfg.id, pid, "container created");
         Ok(())
@@ -449,11 +456,15 @@ impl Monitor {
     }
 
     fn record_exit(&mut self, exit_code: i32, signal: Option<i32>) {
+        let oom_killed = self
+            .oom
+            .as_ref()
+            .is_some_and(|(path, before)| oom::kills(path).is_some_and(|n| n > *before));
         self.exit = Some(ExitInfo {
             exit_code,
             signal,
             finished_at: timefmt::now_rfc3339_nano(),
-            oom_killed: false,
+            oom_killed,
         });
         self.drain_until = Some(Instant::now() + DRAIN);
         self.stdin_pipe = None;

@@ -412,3 +412,32 @@ fn close_stdin_after_stdin_sent_on_attach() {
     assert_eq!(String::from_utf8_lossy(&out), "one\ntwo\n");
     assert_eq!(ctl.wait().unwrap().exit_code, 0);
 }
+
+#[test]
+fn oom_kill_is_recorded() {
+    let env = Env::new();
+    let id = env.id("oom");
+    // tail keeps the whole newline-free stream in memory.
+    let bundle = env.bundle(&["sh", "-c", "head -c 200000000 /dev/zero | tail"], false);
+    let cfg_path = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    spec["linux"]["resources"]["memory"] = serde_json::json!({"limit": 16 << 20, "swap": 16 << 20});
+    std::fs::write(&cfg_path, spec.to_string()).unwrap();
+    let cfg = env.container_config(&id, &bundle);
+    env.spawn(&cfg).expect("monitor ready");
+    let ctl = Control::connect(&cfg.run_dir).unwrap();
+    ctl.start().unwrap();
+    let exit = ctl.wait().unwrap();
+    assert!(exit.oom_killed, "{exit:?}");
+
+    // And a container that exits normally was not OOM-killed.
+    let id = env.id("nooom");
+    let bundle = env.bundle(&["true"], false);
+    let cfg = env.container_config(&id, &bundle);
+    env.spawn(&cfg).expect("monitor ready");
+    let ctl = Control::connect(&cfg.run_dir).unwrap();
+    ctl.start().unwrap();
+    let exit = ctl.wait().unwrap();
+    assert_eq!((exit.exit_code, exit.oom_killed), (0, false));
+}
