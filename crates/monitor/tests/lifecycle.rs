@@ -441,3 +441,25 @@ fn oom_kill_is_recorded() {
     let exit = ctl.wait().unwrap();
     assert_eq!((exit.exit_code, exit.oom_killed), (0, false));
 }
+
+#[test]
+fn tty_stdin_once_sends_eof() {
+    let env = Env::new();
+    let id = env.id("ttycat");
+    let bundle = env.bundle(&["cat"], true);
+    let mut cfg = env.container_config(&id, &bundle);
+    cfg.tty = true;
+    cfg.open_stdin = true;
+    cfg.stdin_once = true;
+    env.spawn(&cfg).expect("monitor ready");
+    let ctl = Control::connect(&cfg.run_dir).unwrap();
+    let mut att =
+        berth_monitor::attach(&cfg.run_dir, AttachRequest { stdin: true, ..ALL }).unwrap();
+    ctl.start().unwrap();
+    att.write_all(b"hi\n").unwrap();
+    att.shutdown(Shutdown::Write).unwrap();
+    let (out, _) = read_all_frames(&mut att);
+    // The terminal echoes the line, then cat writes it.
+    assert_eq!(String::from_utf8_lossy(&out).replace('\r', ""), "hi\nhi\n");
+    assert_eq!(ctl.wait().unwrap().exit_code, 0);
+}
