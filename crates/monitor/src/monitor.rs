@@ -141,6 +141,7 @@ impl Queue {
             // Give back what a burst grew; the monitor must stay small.
             if self.data.capacity() > 64 * 1024 {
                 self.data.shrink_to(4096);
+                sys::trim_heap();
             }
         } else if self.pos > 64 * 1024 {
             self.data.drain(..self.pos);
