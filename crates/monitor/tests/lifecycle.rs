@@ -463,3 +463,23 @@ fn tty_stdin_once_sends_eof() {
     assert_eq!(String::from_utf8_lossy(&out).replace('\r', ""), "hi\nhi\n");
     assert_eq!(ctl.wait().unwrap().exit_code, 0);
 }
+
+#[test]
+fn failed_exec_reports_the_runtime_error_and_exit_126() {
+    let env = Env::new();
+    let id = env.id("badexec");
+    let bundle = env.bundle(&["sleep", "1000"], false);
+    let cfg = env.container_config(&id, &bundle);
+    env.spawn(&cfg).expect("monitor ready");
+    Control::connect(&cfg.run_dir).unwrap().start().unwrap();
+
+    let ecfg = env.exec_config(&id, &["/no-such-binary"], false);
+    let eready = env.spawn(&ecfg).expect("exec monitor ready");
+    let ectl = Control::connect(&ecfg.run_dir).unwrap();
+    let err = ectl.start().expect_err("exec must fail").to_string();
+    assert!(err.contains("/no-such-binary"), "{err}");
+    let exit = ectl.wait().unwrap();
+    assert_eq!(exit.exit_code, 126);
+    wait_gone(eready.monitor_pid);
+    assert_eq!(berth_monitor::read_exit(&ecfg.run_dir), Some(exit));
+}
