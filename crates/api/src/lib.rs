@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod filters;
+pub mod hijack;
 pub mod routes;
 pub mod server;
 pub mod version;

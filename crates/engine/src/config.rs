@@ -48,8 +48,15 @@ impl EngineConfig {
         self.containers_dir().join(id)
     }
     /// Per-container runtime state: monitor sockets, bundle, exit status.
+    /// Kept short: unix socket paths inside it are limited to 107 bytes.
     pub fn run_dir(&self, id: &str) -> PathBuf {
-        self.exec_root.join("containers").join(id)
+        self.exec_root.join("c").join(id)
+    }
+    /// Per-exec monitor state (short for the same reason).
+    pub fn exec_run_dir(&self, exec_id: &str) -> PathBuf {
+        self.exec_root
+            .join("x")
+            .join(&exec_id[..exec_id.len().min(24)])
     }
     pub fn runtime_root(&self) -> PathBuf {
         self.exec_root.join("runtime")

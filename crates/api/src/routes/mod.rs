@@ -7,6 +7,7 @@ use axum::Router;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod logs;
 pub mod system;
 pub mod volumes;
 

@@ -1,13 +1,29 @@
-//! Containers: records, lifecycle through monitors, logs, exec, archives, stats.
+//! Containers: records, lifecycle through one `berth-monitor` each, logs, exec, archives,
+//! stats. Every state change is written to the container's record file before it is
+//! acknowledged.
 
+pub mod archive;
+pub mod create;
+pub mod exec;
+pub mod lifecycle;
+pub mod logs;
+pub mod model;
+mod network_glue;
+pub mod spec;
+pub mod stats;
 pub mod types;
+mod volume_glue;
 
 use crate::config::EngineConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::images::Images;
 use crate::volumes::Volumes;
-use std::sync::Arc;
+use model::Container;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
 
 pub struct Counts {
     pub total: usize,
@@ -15,11 +31,47 @@ pub struct Counts {
     pub paused: usize,
 }
 
+/// What waiters watch: bumps on every exit, and once on removal.
+#[derive(Clone, Debug, Default)]
+pub struct RunState {
+    pub exits: u64,
+    pub exit_code: i64,
+    pub running: bool,
+    pub removed: bool,
+    pub error: Option<String>,
+}
+
+/// An attach request that arrived before the container started (the docker CLI attaches
+/// before it starts): fulfilled by `start` once the monitor is ready, before the process runs.
+pub struct PendingAttach {
+    pub req: berth_monitor::AttachRequest,
+    pub tx: oneshot::Sender<Result<std::os::unix::net::UnixStream>>,
+}
+
+pub struct Entry {
+    pub rec: Mutex<Container>,
+    pub run: watch::Sender<RunState>,
+    /// Serialises start/stop/kill/remove/restart of one container.
+    pub op: tokio::sync::Mutex<()>,
+    pub pending_attach: Mutex<Vec<PendingAttach>>,
+}
+
+impl Entry {
+    pub fn snapshot(&self) -> Container {
+        self.rec
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
 pub struct Containers {
     pub config: Arc<EngineConfig>,
     pub events: Arc<Events>,
     pub images: Arc<Images>,
     pub volumes: Arc<Volumes>,
+    pub(crate) entries: RwLock<BTreeMap<String, Arc<Entry>>>,
+    pub(crate) execs: exec::ExecTable,
     daemon_id: String,
 }
 
@@ -30,29 +82,264 @@ impl Containers {
         images: Arc<Images>,
         volumes: Arc<Volumes>,
     ) -> Result<Arc<Containers>> {
-        Ok(Arc::new(Containers {
+        let daemon_id = load_daemon_id(&config)?;
+        let dir = config.containers_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(config.exec_root.join("c"))?;
+        let mut entries = BTreeMap::new();
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let path = e.path().join("container.json");
+            crate::store::remove_temp_files(&e.path());
+            match crate::store::read_json::<Container>(&path) {
+                Ok(Some(rec)) => {
+                    let (run, _) = watch::channel(RunState {
+                        exit_code: rec.state.exit_code,
+                        running: rec.state.running,
+                        ..Default::default()
+                    });
+                    entries.insert(
+                        id,
+                        Arc::new(Entry {
+                            rec: Mutex::new(rec),
+                            run,
+                            op: tokio::sync::Mutex::new(()),
+                            pending_attach: Mutex::new(Vec::new()),
+                        }),
+                    );
+                }
+                // A directory without a record is a create that crashed half-way.
+                Ok(None) => {
+                    tracing::warn!(id, "removing a half-created container");
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+                Err(err) => {
+                    tracing::error!(id, error = %err, "unreadable container record; left alone")
+                }
+            }
+        }
+        let me = Arc::new(Containers {
             config,
             events,
             images,
             volumes,
-            daemon_id: crate::ids::new_id(),
-        }))
-    }
-
-    pub fn counts(&self) -> Counts {
-        Counts {
-            total: 0,
-            running: 0,
-            paused: 0,
-        }
+            entries: RwLock::new(entries),
+            execs: exec::ExecTable::default(),
+            daemon_id,
+        });
+        me.clone().recover().await;
+        Ok(me)
     }
 
     pub fn daemon_id(&self) -> &str {
         &self.daemon_id
     }
 
-    /// IDs of the containers created from the image `image_id` (`sha256:<hex>`).
-    pub fn users_of_image(&self, _image_id: &str) -> Vec<String> {
-        Vec::new()
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts {
+            total: 0,
+            running: 0,
+            paused: 0,
+        };
+        for e in self.all() {
+            let r = e.snapshot();
+            c.total += 1;
+            if r.state.paused {
+                c.paused += 1;
+            } else if r.state.running {
+                c.running += 1;
+            }
+        }
+        c
     }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Entry>> {
+        self.entries
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Docker's lookup order: full ID, exact name, then a unique ID prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<Arc<Entry>> {
+        let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if key.is_empty() {
+            return Err(Error::no_such_container(name_or_id));
+        }
+        let map = self
+            .entries
+            .read()
+            .map_err(|_| Error::Internal("container table poisoned".into()))?;
+        if let Some(e) = map.get(key) {
+            return Ok(e.clone());
+        }
+        for e in map.values() {
+            if e.rec.lock().map(|r| r.name == key).unwrap_or(false) {
+                return Ok(e.clone());
+            }
+        }
+        let matches: Vec<_> = map.iter().filter(|(id, _)| id.starts_with(key)).collect();
+        match matches.len() {
+            1 => Ok(matches[0].1.clone()),
+            0 => Err(Error::no_such_container(name_or_id)),
+            _ => Err(Error::invalid(format!(
+                "multiple IDs found with provided prefix: {name_or_id}"
+            ))),
+        }
+    }
+
+    pub fn inspect(&self, name_or_id: &str) -> Result<Container> {
+        Ok(self.get(name_or_id)?.snapshot())
+    }
+
+    /// IDs of the containers created from the image `image_id` (`sha256:<hex>`).
+    pub fn users_of_image(&self, image_id: &str) -> Vec<String> {
+        self.all()
+            .iter()
+            .map(|e| e.snapshot())
+            .filter(|c| c.image_id == image_id)
+            .map(|c| c.id)
+            .collect()
+    }
+
+    pub fn list(&self) -> Vec<Container> {
+        let mut v: Vec<Container> = self.all().iter().map(|e| e.snapshot()).collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created));
+        v
+    }
+
+    pub(crate) fn name_taken(&self, name: &str) -> Option<String> {
+        self.all()
+            .iter()
+            .map(|e| e.snapshot())
+            .find(|c| c.name == name)
+            .map(|c| c.id)
+    }
+
+    /// Writes the record of `entry` after applying `f` to it.
+    pub(crate) fn update<T>(
+        &self,
+        entry: &Entry,
+        f: impl FnOnce(&mut Container) -> T,
+    ) -> Result<T> {
+        let mut rec = entry
+            .rec
+            .lock()
+            .map_err(|_| Error::Internal("container record poisoned".into()))?;
+        let out = f(&mut rec);
+        crate::store::write_json(
+            &self.config.container_dir(&rec.id).join("container.json"),
+            &*rec,
+        )?;
+        Ok(out)
+    }
+
+    pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
+        self.config.run_dir(id)
+    }
+
+    pub(crate) fn publish(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: BTreeMap<String, String> = c.config.labels.clone();
+        attrs.insert("name".into(), c.name.clone());
+        attrs.insert("image".into(), c.config.image.clone());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        self.events.publish("container", action, &c.id, attrs);
+    }
+
+    /// `PATCH`-style rename, checked against every other name.
+    pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {
+        let entry = self.get(name_or_id)?;
+        let new_name = crate::ids::validate_name(new_name)?;
+        let old = entry.snapshot();
+        if old.name == new_name {
+            return Err(Error::invalid(format!(
+                "Renaming a container with the same name as its current name"
+            )));
+        }
+        if let Some(other) = self.name_taken(&new_name) {
+            return Err(Error::Conflict(format!(
+                "Conflict. The container name \"/{new_name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        self.update(&entry, |c| c.name = new_name.clone())?;
+        let rec = entry.snapshot();
+        self.publish(&rec, "rename", &[("oldName", format!("/{}", old.name))]);
+        Ok(())
+    }
+
+    /// Names and IDs by which containers can be found, for filters.
+    pub fn names(&self) -> HashMap<String, String> {
+        self.all()
+            .iter()
+            .map(|e| e.snapshot())
+            .map(|c| (c.name, c.id))
+            .collect()
+    }
+}
+
+fn load_daemon_id(cfg: &EngineConfig) -> Result<String> {
+    let path = cfg.data_root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        if !s.is_empty() {
+            return Ok(s.to_string());
+        }
+    }
+    let id = uuid_like();
+    crate::store::write_atomic(&path, id.as_bytes())?;
+    Ok(id)
+}
+
+fn uuid_like() -> String {
+    let h = crate::ids::new_id();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+impl Containers {
+    /// (writable layer size, writable + image size) in bytes.
+    pub async fn sizes(&self, c: &Container) -> (u64, u64) {
+        let svc = self.images.svc.clone();
+        let id = c.id.clone();
+        let image = c.image_id.clone();
+        tokio::task::spawn_blocking(move || {
+            let rw = svc
+                .snapshots
+                .rw_upper(&id)
+                .map(|p| dir_size(&p))
+                .unwrap_or(0);
+            let img = svc.images.resolve(&image).map(|r| r.size).unwrap_or(0);
+            (rw, rw + img)
+        })
+        .await
+        .unwrap_or((0, 0))
+    }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += md.len();
+            }
+        }
+    }
+    total
 }

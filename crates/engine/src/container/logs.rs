@@ -1,0 +1,212 @@
+//! `docker logs`: reads the json-file log the monitor writes, with tail, since/until,
+//! timestamps and follow (until the container stops).
+
+use super::Containers;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use serde::Deserialize;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    pub timestamps: bool,
+    pub since: Option<SystemTime>,
+    pub until: Option<SystemTime>,
+    /// `None` = all.
+    pub tail: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    log: String,
+    stream: String,
+    time: String,
+}
+
+/// One log entry, ready to send: framed for non-TTY containers, raw for TTY ones.
+fn encode(l: &Line, opts: &LogOptions, tty: bool) -> Option<Bytes> {
+    let stream = match l.stream.as_str() {
+        "stdout" if opts.stdout => 1u8,
+        "stderr" if opts.stderr => 2u8,
+        _ => return None,
+    };
+    let t = crate::time::parse_rfc3339(&l.time);
+    if let (Some(since), Some(t)) = (opts.since, t) {
+        if t < since {
+            return None;
+        }
+    }
+    if let (Some(until), Some(t)) = (opts.until, t) {
+        if t > until {
+            return None;
+        }
+    }
+    let mut payload = Vec::with_capacity(l.log.len() + 32);
+    if opts.timestamps {
+        payload.extend_from_slice(l.time.as_bytes());
+        payload.push(b' ');
+    }
+    payload.extend_from_slice(l.log.as_bytes());
+    if tty {
+        return Some(payload.into());
+    }
+    let mut framed = Vec::with_capacity(payload.len() + 8);
+    framed.extend_from_slice(&[stream, 0, 0, 0]);
+    framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&payload);
+    Some(framed.into())
+}
+
+/// The rotated files, oldest first, then the live one.
+fn files(path: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for i in (1..=32).rev() {
+        let p = PathBuf::from(format!("{}.{i}", path.display()));
+        if p.exists() {
+            v.push(p);
+        }
+    }
+    v.push(path.to_path_buf());
+    v
+}
+
+impl Containers {
+    /// Streams the log into the returned channel; the channel closes at the end (or, with
+    /// follow, when the container stops and everything was sent).
+    pub fn logs(
+        &self,
+        name_or_id: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<Bytes>)> {
+        let entry = self.get(name_or_id)?;
+        let rec = entry.snapshot();
+        if matches!(rec.host_config.log_config.kind.as_str(), "none") {
+            return Err(Error::invalid(
+                "configured logging driver does not support reading",
+            ));
+        }
+        let tty = rec.config.tty;
+        let path = PathBuf::from(&rec.log_path);
+        let (tx, rx) = mpsc::channel(64);
+        let run = entry.run.subscribe();
+        tokio::task::spawn_blocking(move || {
+            let _ = stream_logs(&path, &opts, tty, &tx, run);
+        });
+        Ok((tty, rx))
+    }
+}
+
+fn stream_logs(
+    path: &Path,
+    opts: &LogOptions,
+    tty: bool,
+    tx: &mpsc::Sender<Bytes>,
+    run: tokio::sync::watch::Receiver<super::RunState>,
+) -> std::io::Result<()> {
+    let send = |b: Bytes| tx.blocking_send(b).is_ok();
+    let mut entries: Vec<Bytes> = Vec::new();
+    let all = files(path);
+    let (older, live) = all.split_at(all.len() - 1);
+    for f in older {
+        if let Ok(file) = std::fs::File::open(f) {
+            for line in BufReader::new(file).lines().map_while(|l| l.ok()) {
+                if let Ok(l) = serde_json::from_str::<Line>(&line) {
+                    entries.extend(encode(&l, opts, tty));
+                }
+            }
+        }
+    }
+    let mut file = match std::fs::File::open(&live[0]) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let mut pos = 0u64;
+    let mut partial = String::new();
+    if let Some(f) = file.as_mut() {
+        let mut r = BufReader::new(&mut *f);
+        let mut buf = String::new();
+        while r.read_line(&mut buf)? > 0 {
+            if !buf.ends_with('\n') {
+                partial = std::mem::take(&mut buf);
+                break;
+            }
+            if let Ok(l) = serde_json::from_str::<Line>(buf.trim_end()) {
+                entries.extend(encode(&l, opts, tty));
+            }
+            pos += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    let skip = match opts.tail {
+        Some(n) => entries.len().saturating_sub(n),
+        None => 0,
+    };
+    for e in entries.into_iter().skip(skip) {
+        if !send(e) {
+            return Ok(());
+        }
+    }
+    if !opts.follow {
+        return Ok(());
+    }
+    let _ = partial;
+    // Follow: poll for growth until the container is no longer running and the file is drained.
+    loop {
+        let running = run.borrow().running;
+        if file.is_none() {
+            file = std::fs::File::open(path).ok();
+            pos = 0;
+        }
+        let mut progressed = false;
+        if let Some(f) = file.as_mut() {
+            let len = f.metadata()?.len();
+            if len < pos {
+                // Rotated: the live file is new.
+                file = std::fs::File::open(path).ok();
+                pos = 0;
+                continue;
+            }
+            if len > pos {
+                f.seek(SeekFrom::Start(pos))?;
+                let mut r = BufReader::new(&mut *f);
+                let mut buf = String::new();
+                while r.read_line(&mut buf)? > 0 {
+                    if !buf.ends_with('\n') {
+                        break;
+                    }
+                    pos += buf.len() as u64;
+                    progressed = true;
+                    if let Ok(l) = serde_json::from_str::<Line>(buf.trim_end()) {
+                        if let Some(b) = encode(&l, opts, tty) {
+                            if !send(b) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    buf.clear();
+                }
+            }
+        }
+        if tx.is_closed() {
+            return Ok(());
+        }
+        if !running && !progressed {
+            return Ok(());
+        }
+        if let Some(until) = opts.until {
+            if SystemTime::now() > until {
+                return Ok(());
+            }
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
