@@ -36,7 +36,8 @@ impl NetConfig {
             default_bridge: "berth0".into(),
             default_bridge_cidr: Ipv4Net::new(std::net::Ipv4Addr::new(172, 29, 0, 1), 24)
                 .unwrap_or_default(),
-            default_pool: Ipv4Net::new(std::net::Ipv4Addr::new(172, 30, 0, 0), 16).unwrap_or_default(),
+            default_pool: Ipv4Net::new(std::net::Ipv4Addr::new(172, 30, 0, 0), 16)
+                .unwrap_or_default(),
             pool_prefix: 24,
             mtu: 1500,
             nft_table: "berth".into(),

@@ -42,7 +42,11 @@ fn normalize(name: &str) -> String {
 impl DnsTable {
     /// Registers a container on a network under `names` (empty names are skipped).
     pub fn add(&mut self, network: &str, container_id: &str, names: &[String], ip: Ipv4Addr) {
-        let names = names.iter().filter(|n| !n.is_empty()).map(|n| normalize(n)).collect();
+        let names = names
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| normalize(n))
+            .collect();
         let entries = self.networks.entry(network.to_string()).or_default();
         entries.retain(|e| e.container_id != container_id);
         entries.push(Entry {
@@ -82,7 +86,7 @@ impl DnsTable {
         nets.iter()
             .filter_map(|n| self.networks.get(*n))
             .flat_map(|es| es.iter())
-            .find(|e| e.names.iter().any(|n| *n == name))
+            .find(|e| e.names.contains(&name))
             .map(|e| e.ip)
     }
 }
@@ -112,7 +116,12 @@ impl DnsServer {
     }
 }
 
-async fn serve(socket: Arc<UdpSocket>, network: String, table: SharedTable, upstreams: Arc<Vec<SocketAddr>>) {
+async fn serve(
+    socket: Arc<UdpSocket>,
+    network: String,
+    table: SharedTable,
+    upstreams: Arc<Vec<SocketAddr>>,
+) {
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -154,7 +163,12 @@ async fn serve(socket: Arc<UdpSocket>, network: String, table: SharedTable, upst
 }
 
 /// The reply for a question about a container, or None when it is not ours to answer.
-fn answer_locally(table: &DnsTable, network: &str, src: Ipv4Addr, packet: &[u8]) -> Option<Vec<u8>> {
+fn answer_locally(
+    table: &DnsTable,
+    network: &str,
+    src: Ipv4Addr,
+    packet: &[u8],
+) -> Option<Vec<u8>> {
     let req = Message::from_vec(packet).ok()?;
     if req.metadata.message_type != MessageType::Query || req.metadata.op_code != OpCode::Query {
         return None;
@@ -171,7 +185,11 @@ fn answer_locally(table: &DnsTable, network: &str, src: Ipv4Addr, packet: &[u8])
     // A known name asked for another type (AAAA...) gets an empty NOERROR, as Docker does,
     // so resolvers fall back to the A answer instead of failing.
     if query.query_type() == RecordType::A {
-        resp.add_answer(Record::from_rdata(query.name().clone(), TTL, RData::A(A(ip))));
+        resp.add_answer(Record::from_rdata(
+            query.name().clone(),
+            TTL,
+            RData::A(A(ip)),
+        ));
     }
     resp.to_vec().ok()
 }

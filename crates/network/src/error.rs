@@ -40,7 +40,9 @@ pub enum NetError {
     ActiveEndpoints { name: String, id: String },
     #[error("{0} is a pre-defined network and cannot be removed")]
     Predefined(String),
-    #[error("container cannot be connected to or disconnected from network {0}: it has no endpoints")]
+    #[error(
+        "container cannot be connected to or disconnected from network {0}: it has no endpoints"
+    )]
     NoEndpoints(String),
     #[error("endpoint with name {container} already exists in network {network}")]
     AlreadyConnected { container: String, network: String },

@@ -10,7 +10,12 @@ pub fn render_hostname(hostname: &str) -> String {
 
 /// `/etc/hosts`: the loopback names, `--add-host` entries (name, address) in order, then
 /// the container's own addresses mapped to its hostname (and aliases, e.g. its name).
-pub fn render_hosts(hostname: &str, own: &[Ipv4Addr], aliases: &[String], extra_hosts: &[(String, IpAddr)]) -> String {
+pub fn render_hosts(
+    hostname: &str,
+    own: &[Ipv4Addr],
+    aliases: &[String],
+    extra_hosts: &[(String, IpAddr)],
+) -> String {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n\
          ::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -102,11 +107,19 @@ const FALLBACK: [IpAddr; 2] = [
 /// and `ndots:0` is added, so single names are asked as is before any search domain.
 /// Otherwise `--dns` or the host's nameservers minus loopback ones, which are unreachable
 /// from a container's namespace. Search and options come from the flags or else the host.
-pub fn render_resolv_conf(host: &ResolvConf, user: &DnsSettings, embedded: Option<Ipv4Addr>) -> String {
+pub fn render_resolv_conf(
+    host: &ResolvConf,
+    user: &DnsSettings,
+    embedded: Option<Ipv4Addr>,
+) -> String {
     let search = if user.search.is_empty() {
         host.search.clone()
     } else {
-        user.search.iter().filter(|s| s.as_str() != ".").cloned().collect()
+        user.search
+            .iter()
+            .filter(|s| s.as_str() != ".")
+            .cloned()
+            .collect()
     };
     let mut options = if user.options.is_empty() {
         host.options.clone()
@@ -173,7 +186,8 @@ mod tests {
             "search corp.example lab.example\nnameserver 192.0.2.53\nnameserver fe80::1\noptions edns0 trust-ad\n"
         );
         let only_lo = ResolvConf::parse("nameserver 127.0.0.53\n");
-        assert!(render_resolv_conf(&only_lo, &DnsSettings::default(), None).contains("nameserver 8.8.8.8\n"));
+        assert!(render_resolv_conf(&only_lo, &DnsSettings::default(), None)
+            .contains("nameserver 8.8.8.8\n"));
     }
 
     #[test]
@@ -188,7 +202,11 @@ mod tests {
             render_resolv_conf(&host, &user, None),
             "search svc.example\nnameserver 192.0.2.1\noptions timeout:2\n"
         );
-        let emb = render_resolv_conf(&host, &DnsSettings::default(), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        let emb = render_resolv_conf(
+            &host,
+            &DnsSettings::default(),
+            Some(Ipv4Addr::new(10, 0, 0, 1)),
+        );
         assert_eq!(
             emb,
             "search corp.example lab.example\nnameserver 10.0.0.1\noptions edns0 trust-ad ndots:0\n"

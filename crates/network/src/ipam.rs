@@ -51,7 +51,11 @@ pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 impl IpamV4 {
     /// Checks a user's `--subnet/--gateway/--ip-range` triple; the gateway defaults to the
     /// first host address of the subnet (the `.1` users expect).
-    pub fn from_user(subnet: Ipv4Net, gateway: Option<&str>, ip_range: Option<&str>) -> Result<Self> {
+    pub fn from_user(
+        subnet: Ipv4Net,
+        gateway: Option<&str>,
+        ip_range: Option<&str>,
+    ) -> Result<Self> {
         let range = match ip_range {
             Some(r) if !r.trim().is_empty() => {
                 let r = parse_subnet(r).map_err(|_| NetError::InvalidValue {
@@ -166,7 +170,13 @@ mod tests {
     #[test]
     fn subnet_validation() {
         assert!(parse_subnet("10.1.2.0/24").is_ok());
-        for bad in ["10.1.2.3/24", "10.1.2.0/31", "nonsense", "fd00::/64", "10.1.2.0"] {
+        for bad in [
+            "10.1.2.3/24",
+            "10.1.2.0/31",
+            "nonsense",
+            "fd00::/64",
+            "10.1.2.0",
+        ] {
             assert!(parse_subnet(bad).is_err(), "{bad}");
         }
     }
@@ -176,9 +186,15 @@ mod tests {
         let ipam = IpamV4::from_user(net("10.1.2.0/24"), None, None).unwrap();
         assert_eq!(ipam.gateway, Ipv4Addr::new(10, 1, 2, 1));
         let err = IpamV4::from_user(net("10.1.2.0/24"), Some("10.1.3.1"), None).unwrap_err();
-        assert!(matches!(err, NetError::GatewayOutsideSubnet { .. }), "{err}");
+        assert!(
+            matches!(err, NetError::GatewayOutsideSubnet { .. }),
+            "{err}"
+        );
         let err = IpamV4::from_user(net("10.1.2.0/24"), Some("10.1.2.255"), None).unwrap_err();
-        assert!(matches!(err, NetError::GatewayOutsideSubnet { .. }), "{err}");
+        assert!(
+            matches!(err, NetError::GatewayOutsideSubnet { .. }),
+            "{err}"
+        );
         let err = IpamV4::from_user(net("10.1.2.0/24"), None, Some("10.1.3.0/28")).unwrap_err();
         assert!(matches!(err, NetError::RangeOutsideSubnet { .. }), "{err}");
     }
@@ -217,8 +233,13 @@ mod tests {
         let ipam = IpamV4::from_user(net("10.1.0.0/16"), None, Some("10.1.5.0/24")).unwrap();
         assert_eq!(ipam.gateway, Ipv4Addr::new(10, 1, 0, 1));
         let used = HashSet::new();
-        assert_eq!(ipam.allocate(&used, None, "n").unwrap(), Ipv4Addr::new(10, 1, 5, 1));
-        assert!(ipam.allocate(&used, Some(Ipv4Addr::new(10, 1, 0, 9)), "n").is_err());
+        assert_eq!(
+            ipam.allocate(&used, None, "n").unwrap(),
+            Ipv4Addr::new(10, 1, 5, 1)
+        );
+        assert!(ipam
+            .allocate(&used, Some(Ipv4Addr::new(10, 1, 0, 9)), "n")
+            .is_err());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::error::{NetError, Result};
 use crate::types::MacAddr;
@@ -61,12 +63,25 @@ async fn set_up(h: &Handle, idx: u32) -> Result<()> {
 
 /// Makes sure bridge `name` exists, is up, and carries `gateway/prefix`. Returns whether
 /// the bridge had to be created (so a failed network creation knows what to undo).
-pub(crate) async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Net, mtu: u32) -> Result<bool> {
+pub(crate) async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Net,
+    mtu: u32,
+) -> Result<bool> {
     let (idx, created) = match index_of(h, name).await? {
         Some(idx) => (idx, false),
         None => {
             h.link()
-                .add(LinkBridge::new(name).mtu(mtu).build())
+                // A bridge without an explicit MAC takes the lowest of its ports' MACs, so it
+                // would change whenever a container leaves, and every neighbour's cached
+                // gateway address would go stale. A fixed address avoids that.
+                .add(
+                    LinkBridge::new(name)
+                        .mtu(mtu)
+                        .address(random_mac().0.to_vec())
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(|e| NetError::netlink(format!("create bridge {name}"), e))?;
@@ -95,6 +110,31 @@ pub(crate) async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Net, mtu:
         return Err(e);
     }
     Ok(created)
+}
+
+/// Enslaves interface `name` to bridge `master` if the interface exists; returns whether
+/// it did (a bridge recreated after a crash gets its surviving veths back this way).
+pub(crate) async fn attach_to_bridge(h: &Handle, name: &str, master: &str) -> Result<bool> {
+    let (Some(idx), Some(m)) = (index_of(h, name).await?, index_of(h, master).await?) else {
+        return Ok(false);
+    };
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).controller(m).up().build())
+        .execute()
+        .await
+        .map_err(|e| NetError::netlink(format!("attach {name} to {master}"), e))?;
+    Ok(true)
+}
+
+/// A random unicast, locally administered Ethernet address.
+fn random_mac() -> MacAddr {
+    let id = crate::util::random_id();
+    let mut b = [0u8; 6];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&id[i * 2..i * 2 + 2], 16).unwrap_or(0x42);
+    }
+    b[0] = (b[0] & 0xfe) | 0x02;
+    MacAddr(b)
 }
 
 /// Deletes interface `name`; a missing one is fine. Deleting one end of a veth pair
@@ -185,7 +225,9 @@ pub(crate) async fn host_routes(h: &Handle) -> Result<Vec<(Ipv4Net, Option<u32>)
         .await
         .map_err(|e| NetError::netlink("list routes", e))?
     {
-        if msg.header.table != RouteHeader::RT_TABLE_MAIN || msg.header.destination_prefix_length == 0 {
+        if msg.header.table != RouteHeader::RT_TABLE_MAIN
+            || msg.header.destination_prefix_length == 0
+        {
             continue;
         }
         let mut dst = None;
@@ -197,7 +239,9 @@ pub(crate) async fn host_routes(h: &Handle) -> Result<Vec<(Ipv4Net, Option<u32>)
                 _ => {}
             }
         }
-        if let Some(net) = dst.and_then(|a| Ipv4Net::new(a, msg.header.destination_prefix_length).ok()) {
+        if let Some(net) =
+            dst.and_then(|a| Ipv4Net::new(a, msg.header.destination_prefix_length).ok())
+        {
             out.push((net.trunc(), oif));
         }
     }

@@ -54,7 +54,10 @@ impl Inner {
         if let Some(n) = self.nets.get(key) {
             return Ok(n);
         }
-        let mut found = self.nets.values().filter(|n| !key.is_empty() && n.id.starts_with(key));
+        let mut found = self
+            .nets
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key));
         match (found.next(), found.next()) {
             (Some(n), None) => Ok(n),
             (Some(_), Some(_)) => Err(NetError::Ambiguous(key.to_string())),
@@ -93,7 +96,11 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn valid_ifname(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 15 && !name.contains(['/', ' ', ':']) && name != "." && name != ".."
+    !name.is_empty()
+        && name.len() <= 15
+        && !name.contains(['/', ' ', ':'])
+        && name != "."
+        && name != ".."
 }
 
 /// Host-side veth name: stable for a (network, container) pair, so a restarted daemon can
@@ -132,15 +139,25 @@ impl NetworkManager {
         }
         mgr.ensure_predefined(&mut inner)?;
         enable_forwarding();
-        let bridges: Vec<(String, IpamV4, u32)> = inner
+        let bridges: Vec<(String, IpamV4, u32, Vec<String>)> = inner
             .nets
             .values()
-            .filter_map(|n| Some((n.bridge.clone()?, n.ipam?, n.mtu)))
+            .filter_map(|n| {
+                let veths = n
+                    .endpoints
+                    .values()
+                    .map(|e| e.host_ifname.clone())
+                    .collect();
+                Some((n.bridge.clone()?, n.ipam?, n.mtu, veths))
+            })
             .collect();
-        for (bridge, ipam, mtu) in bridges {
+        for (bridge, ipam, mtu, veths) in bridges {
             let cidr = Ipv4Net::new(ipam.gateway, ipam.subnet.prefix_len()).unwrap_or_default();
             if link::ensure_bridge(&mgr.nl, &bridge, cidr, mtu).await? {
                 tracing::info!(%bridge, "recreated missing bridge");
+                for veth in veths {
+                    link::attach_to_bridge(&mgr.nl, &veth, &bridge).await?;
+                }
             }
         }
         nft::apply(&nft::ruleset(&mgr.cfg.nft_table, &inner.rules())).await?;
@@ -158,7 +175,9 @@ impl NetworkManager {
                 for pb in &ep.ports {
                     match proxy::start(*pb, ep.ipv4).await {
                         Ok(p) => running.push(p),
-                        Err(e) => tracing::warn!(container = %cid, error = %e, "cannot restart port proxy"),
+                        Err(e) => {
+                            tracing::warn!(container = %cid, error = %e, "cannot restart port proxy")
+                        }
                     }
                 }
                 if !running.is_empty() {
@@ -176,13 +195,18 @@ impl NetworkManager {
 
     fn ensure_predefined(&self, inner: &mut Inner) -> Result<()> {
         let default_ipam = IpamV4::from_gateway_cidr(self.cfg.default_bridge_cidr)?;
-        for (name, driver) in [("bridge", Driver::Bridge), ("host", Driver::Host), ("none", Driver::Null)] {
+        for (name, driver) in [
+            ("bridge", Driver::Bridge),
+            ("host", Driver::Host),
+            ("none", Driver::Null),
+        ] {
             let existing = inner.nets.values_mut().find(|n| n.name == name);
             if let Some(rec) = existing {
                 // Follow configuration changes while nothing depends on the old values.
                 if driver == Driver::Bridge
                     && rec.endpoints.is_empty()
-                    && (rec.bridge.as_deref() != Some(&self.cfg.default_bridge) || rec.ipam != Some(default_ipam))
+                    && (rec.bridge.as_deref() != Some(&self.cfg.default_bridge)
+                        || rec.ipam != Some(default_ipam))
                 {
                     rec.bridge = Some(self.cfg.default_bridge.clone());
                     rec.ipam = Some(default_ipam);
@@ -194,9 +218,15 @@ impl NetworkManager {
             let bridge = driver == Driver::Bridge;
             let mut options = BTreeMap::new();
             if bridge {
-                options.insert("com.docker.network.bridge.default_bridge".into(), "true".into());
+                options.insert(
+                    "com.docker.network.bridge.default_bridge".into(),
+                    "true".into(),
+                );
                 options.insert("com.docker.network.bridge.enable_icc".into(), "true".into());
-                options.insert("com.docker.network.bridge.enable_ip_masquerade".into(), "true".into());
+                options.insert(
+                    "com.docker.network.bridge.enable_ip_masquerade".into(),
+                    "true".into(),
+                );
                 options.insert(OPT_BRIDGE_NAME.into(), self.cfg.default_bridge.clone());
                 options.insert(OPT_MTU.into(), self.cfg.mtu.to_string());
             }
@@ -261,19 +291,25 @@ impl NetworkManager {
                 value: bridge,
             });
         }
-        if let Some(other) = inner.nets.values().find(|n| n.bridge.as_deref() == Some(&bridge)) {
+        if let Some(other) = inner
+            .nets
+            .values()
+            .find(|n| n.bridge.as_deref() == Some(&bridge))
+        {
             return Err(NetError::InvalidValue {
                 what: "bridge name",
                 value: format!("{bridge} (used by network {})", other.name),
             });
         }
         let mtu = match req.options.get(OPT_MTU) {
-            Some(m) => m.parse().ok().filter(|m| (68..=65535).contains(m)).ok_or_else(|| {
-                NetError::InvalidValue {
+            Some(m) => m
+                .parse()
+                .ok()
+                .filter(|m| (68..=65535).contains(m))
+                .ok_or_else(|| NetError::InvalidValue {
                     what: "MTU",
                     value: m.clone(),
-                }
-            })?,
+                })?,
             None => self.cfg.mtu,
         };
         let routes = self.foreign_routes(&inner).await?;
@@ -287,7 +323,11 @@ impl NetworkManager {
                 {
                     return Err(NetError::Overlap {
                         subnet: subnet.to_string(),
-                        with: format!("network {} ({})", other.name, other.ipam.map(|i| i.subnet.to_string()).unwrap_or_default()),
+                        with: format!(
+                            "network {} ({})",
+                            other.name,
+                            other.ipam.map(|i| i.subnet.to_string()).unwrap_or_default()
+                        ),
                     });
                 }
                 if let Some((r, _)) = routes.iter().find(|(r, _)| ipam::overlaps(r, &subnet)) {
@@ -305,7 +345,11 @@ impl NetworkManager {
                         value: req.gateway.unwrap_or_default(),
                     });
                 }
-                let mut taken: Vec<Ipv4Net> = inner.nets.values().filter_map(|n| n.ipam.map(|i| i.subnet)).collect();
+                let mut taken: Vec<Ipv4Net> = inner
+                    .nets
+                    .values()
+                    .filter_map(|n| n.ipam.map(|i| i.subnet))
+                    .collect();
                 taken.extend(routes.iter().map(|(r, _)| *r));
                 let subnet = ipam::carve(&self.cfg.default_pool, self.cfg.pool_prefix, &taken)?;
                 IpamV4::from_user(subnet, None, req.ip_range.as_deref())?
@@ -352,7 +396,9 @@ impl NetworkManager {
     }
 
     async fn start_dns(&self, inner: &mut Inner, id: &str) {
-        let Some(rec) = inner.nets.get(id) else { return };
+        let Some(rec) = inner.nets.get(id) else {
+            return;
+        };
         let (Some(ipam), false) = (rec.ipam, rec.predefined) else {
             return;
         };
@@ -369,7 +415,9 @@ impl NetworkManager {
             Ok(s) => {
                 inner.dns.insert(id.to_string(), s);
             }
-            Err(e) => tracing::warn!(network = %rec.name, %bind, error = %e, "embedded DNS not started"),
+            Err(e) => {
+                tracing::warn!(network = %rec.name, %bind, error = %e, "embedded DNS not started")
+            }
         }
     }
 
@@ -377,7 +425,10 @@ impl NetworkManager {
         if rec.predefined {
             return;
         }
-        let mut names = vec![ep.container_name.clone(), short_id(container_id).to_string()];
+        let mut names = vec![
+            ep.container_name.clone(),
+            short_id(container_id).to_string(),
+        ];
         names.extend(ep.aliases.iter().cloned());
         if let Ok(mut t) = self.dns_table.write() {
             t.add(&rec.id, container_id, &names, ep.ipv4);
@@ -583,7 +634,9 @@ impl NetworkManager {
             ports: Vec::new(),
         };
         let mut updated = rec.clone();
-        updated.endpoints.insert(req.container_id.clone(), ep.clone());
+        updated
+            .endpoints
+            .insert(req.container_id.clone(), ep.clone());
         if let Err(e) = inside.and_then(|()| store::save(&self.cfg.state_dir, &updated)) {
             let _ = link::delete_link(&self.nl, &host_if).await;
             return Err(e);
@@ -629,7 +682,9 @@ impl NetworkManager {
             return Ok(());
         };
         let had_ports = !ep.ports.is_empty();
-        inner.proxies.remove(&(id.to_string(), container_id.to_string()));
+        inner
+            .proxies
+            .remove(&(id.to_string(), container_id.to_string()));
         if let Ok(mut t) = self.dns_table.write() {
             t.remove(id, container_id);
         }
@@ -674,13 +729,22 @@ impl NetworkManager {
     pub async fn embedded_dns(&self, network: &str) -> Result<Option<Ipv4Addr>> {
         let inner = self.inner.lock().await;
         let id = inner.resolve_id(network)?;
-        Ok(inner.dns.contains_key(&id).then(|| inner.nets[&id].ipam.map(|i| i.gateway)).flatten())
+        Ok(inner
+            .dns
+            .contains_key(&id)
+            .then(|| inner.nets[&id].ipam.map(|i| i.gateway))
+            .flatten())
     }
 
     /// Publishes ports of a connected container: binds each host port (the userland proxy)
     /// and installs DNAT rules. All or nothing: on any failure nothing stays bound or
     /// installed. Returns the bindings with the host ports actually bound.
-    pub async fn publish(&self, network: &str, container_id: &str, ports: &[PortBinding]) -> Result<Vec<PortBinding>> {
+    pub async fn publish(
+        &self,
+        network: &str,
+        container_id: &str,
+        ports: &[PortBinding],
+    ) -> Result<Vec<PortBinding>> {
         let mut inner = self.inner.lock().await;
         let id = inner.resolve_id(network)?;
         let rec = &inner.nets[&id];
@@ -744,7 +808,9 @@ impl NetworkManager {
             return Ok(());
         }
         ep.ports.clear();
-        inner.proxies.remove(&(id.clone(), container_id.to_string()));
+        inner
+            .proxies
+            .remove(&(id.clone(), container_id.to_string()));
         inner.nets.insert(id, updated.clone());
         nft::apply(&nft::ruleset(&self.cfg.nft_table, &inner.rules())).await?;
         store::save(&self.cfg.state_dir, &updated)

@@ -51,7 +51,13 @@ fn table_obj(table: &str) -> Value {
 
 /// The DNAT rule of one published port. `from_host` rules sit on the output hook and leave
 /// loopback destinations to the userland proxy (the kernel does not route 127/8 off-host).
-fn dnat_rule(table: &str, chain_name: &str, pb: &PortBinding, to: Ipv4Addr, from_host: bool) -> Value {
+fn dnat_rule(
+    table: &str,
+    chain_name: &str,
+    pb: &PortBinding,
+    to: Ipv4Addr,
+    from_host: bool,
+) -> Value {
     let l4 = pb.proto.as_str();
     let mut expr = vec![matches("==", meta("nfproto"), json!("ipv4"))];
     if pb.host_ip.is_unspecified() {
@@ -103,7 +109,11 @@ pub(crate) fn ruleset(table: &str, nets: &[BridgeRules]) -> Value {
                 table,
                 "postrouting",
                 vec![
-                    matches("==", json!({"payload": {"protocol": "ip", "field": "saddr"}}), prefix(&net.subnet)),
+                    matches(
+                        "==",
+                        json!({"payload": {"protocol": "ip", "field": "saddr"}}),
+                        prefix(&net.subnet),
+                    ),
                     matches("!=", meta("oifname"), br.clone()),
                     json!({"masquerade": null}),
                 ],
@@ -160,7 +170,8 @@ pub(crate) fn delete_table(table: &str) -> Value {
 
 /// Feeds one batch to `nft -j -f -`; nft applies a batch entirely or not at all.
 pub(crate) async fn apply(batch: &Value) -> Result<()> {
-    let text = serde_json::to_vec(batch).map_err(|e| NetError::Nft(format!("encoding rules: {e}")))?;
+    let text =
+        serde_json::to_vec(batch).map_err(|e| NetError::Nft(format!("encoding rules: {e}")))?;
     let mut child = tokio::process::Command::new("nft")
         .args(["-j", "-f", "-"])
         .stdin(Stdio::piped())
@@ -168,7 +179,11 @@ pub(crate) async fn apply(batch: &Value) -> Result<()> {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| NetError::Nft(format!("running nft (is the nftables package installed?): {e}")))?;
+        .map_err(|e| {
+            NetError::Nft(format!(
+                "running nft (is the nftables package installed?): {e}"
+            ))
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(&text)
@@ -225,7 +240,11 @@ mod tests {
         let v = ruleset("t", &nets);
         let text = v.to_string();
         assert!(text.contains("\"masquerade\":null"));
-        assert_eq!(text.matches("masquerade").count(), 1, "internal network must not masquerade");
+        assert_eq!(
+            text.matches("masquerade").count(),
+            1,
+            "internal network must not masquerade"
+        );
         assert_eq!(text.matches("\"dnat\"").count(), 2, "prerouting + output");
         let cmds = v["nftables"].as_array().unwrap();
         assert!(cmds[1].get("delete").is_some());

@@ -53,10 +53,15 @@ pub(crate) async fn start(pb: PortBinding, container_ip: Ipv4Addr) -> Result<Pro
     let local = SocketAddrV4::new(pb.host_ip, pb.host_port);
     match pb.proto {
         Proto::Tcp => {
-            let listener = TcpListener::bind(local).await.map_err(|e| bind_err(&pb, e))?;
+            let listener = TcpListener::bind(local)
+                .await
+                .map_err(|e| bind_err(&pb, e))?;
             let port = listener.local_addr().map_err(|e| bind_err(&pb, e))?.port();
             Ok(Proxy {
-                binding: PortBinding { host_port: port, ..pb },
+                binding: PortBinding {
+                    host_port: port,
+                    ..pb
+                },
                 task: tokio::spawn(tcp_loop(listener, target)),
             })
         }
@@ -64,7 +69,10 @@ pub(crate) async fn start(pb: PortBinding, container_ip: Ipv4Addr) -> Result<Pro
             let socket = UdpSocket::bind(local).await.map_err(|e| bind_err(&pb, e))?;
             let port = socket.local_addr().map_err(|e| bind_err(&pb, e))?.port();
             Ok(Proxy {
-                binding: PortBinding { host_port: port, ..pb },
+                binding: PortBinding {
+                    host_port: port,
+                    ..pb
+                },
                 task: tokio::spawn(udp_loop(Arc::new(socket), target)),
             })
         }
@@ -151,7 +159,12 @@ async fn open_flow(target: SocketAddrV4) -> std::io::Result<Arc<UdpSocket>> {
     Ok(Arc::new(s))
 }
 
-async fn udp_replies(listener: Arc<UdpSocket>, upstream: Arc<UdpSocket>, client: SocketAddr, flows: Flows) {
+async fn udp_replies(
+    listener: Arc<UdpSocket>,
+    upstream: Arc<UdpSocket>,
+    client: SocketAddr,
+    flows: Flows,
+) {
     let mut buf = vec![0u8; 65_536];
     while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, upstream.recv(&mut buf)).await {
         if listener.send_to(&buf[..n], client).await.is_err() {

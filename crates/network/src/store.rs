@@ -92,7 +92,10 @@ pub(crate) fn load_all(dir: &Path) -> Result<Vec<NetworkRecord>> {
         }
         let bytes = std::fs::read(&path).map_err(|e| NetError::io("read", &path, e))?;
         let rec: NetworkRecord =
-            serde_json::from_slice(&bytes).map_err(|e| NetError::CorruptState { path: path.clone(), source: e })?;
+            serde_json::from_slice(&bytes).map_err(|e| NetError::CorruptState {
+                path: path.clone(),
+                source: e,
+            })?;
         out.push(rec);
     }
     out.sort_by(|a, b| a.created.cmp(&b.created));
@@ -102,7 +105,10 @@ pub(crate) fn load_all(dir: &Path) -> Result<Vec<NetworkRecord>> {
 pub(crate) fn save(dir: &Path, rec: &NetworkRecord) -> Result<()> {
     let path = file_of(dir, &rec.id);
     let tmp = dir.join(format!(".{}.json.tmp", rec.id));
-    let bytes = serde_json::to_vec_pretty(rec).map_err(|e| NetError::CorruptState { path: path.clone(), source: e })?;
+    let bytes = serde_json::to_vec_pretty(rec).map_err(|e| NetError::CorruptState {
+        path: path.clone(),
+        source: e,
+    })?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;

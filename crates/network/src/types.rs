@@ -259,7 +259,13 @@ mod tests {
         let m: MacAddr = "02:42:ac:11:00:02".parse().unwrap();
         assert_eq!(m.to_string(), "02:42:ac:11:00:02");
         assert_eq!(MacAddr::from_ipv4(Ipv4Addr::new(172, 17, 0, 2)), m);
-        for bad in ["", "02:42:ac:11:00", "02:42:ac:11:00:02:03", "zz:42:ac:11:00:02", "01:00:5e:00:00:01"] {
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "zz:42:ac:11:00:02",
+            "01:00:5e:00:00:01",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }
@@ -274,7 +280,13 @@ mod tests {
             ipv6_address: String::new(),
         };
         let v = serde_json::to_value(&info).unwrap();
-        for k in ["Name", "EndpointID", "MacAddress", "IPv4Address", "IPv6Address"] {
+        for k in [
+            "Name",
+            "EndpointID",
+            "MacAddress",
+            "IPv4Address",
+            "IPv6Address",
+        ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }
     }

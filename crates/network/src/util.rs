@@ -17,7 +17,9 @@ pub(crate) fn random_id() -> String {
             .unwrap_or_default();
         let seed = fnv1a(format!("{nanos}-{}", std::process::id()).as_bytes());
         for (i, chunk) in buf.chunks_mut(8).enumerate() {
-            chunk.copy_from_slice(&fnv1a(&[seed.to_le_bytes(), (i as u64).to_le_bytes()].concat()).to_le_bytes());
+            chunk.copy_from_slice(
+                &fnv1a(&[seed.to_le_bytes(), (i as u64).to_le_bytes()].concat()).to_le_bytes(),
+            );
         }
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
