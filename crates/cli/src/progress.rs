@@ -57,7 +57,12 @@ impl Display {
             };
             MultiProgress::with_draw_target(t)
         });
-        Display { multi, bars: HashMap::new(), target, quiet }
+        Display {
+            multi,
+            bars: HashMap::new(),
+            target,
+            quiet,
+        }
     }
 
     fn line(&self, s: &str) {
@@ -88,7 +93,9 @@ impl Display {
             return;
         }
         let detail = m.get("progressDetail");
-        let current = detail.and_then(|d| d.get("current")).and_then(Value::as_u64);
+        let current = detail
+            .and_then(|d| d.get("current"))
+            .and_then(Value::as_u64);
         let total = detail.and_then(|d| d.get("total")).and_then(Value::as_u64);
         let Some(id) = id else {
             if !status.is_empty() {
@@ -101,8 +108,10 @@ impl Display {
                 let bar = self.bars.entry(id.to_string()).or_insert_with(|| {
                     let b = multi.add(ProgressBar::new(0));
                     b.set_style(
-                        ProgressStyle::with_template("{prefix}: {msg} {bar:40.cyan/blue} {bytes}/{total_bytes}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        ProgressStyle::with_template(
+                            "{prefix}: {msg} {bar:40.cyan/blue} {bytes}/{total_bytes}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
                     b.set_prefix(id.to_string());
                     b
@@ -115,7 +124,8 @@ impl Display {
                     }
                     _ => {
                         bar.set_style(
-                            ProgressStyle::with_template("{prefix}: {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+                            ProgressStyle::with_template("{prefix}: {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
                         );
                         bar.tick();
                     }

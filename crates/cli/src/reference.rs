@@ -28,7 +28,10 @@ impl Reference {
         };
         let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
             None => (rest, None),
         };
         if name.is_empty() || tag.as_deref() == Some("") {
@@ -36,20 +39,34 @@ impl Reference {
         }
         let (domain, path) = match name.split_once('/') {
             Some((first, p))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
             {
                 (first.to_string(), p.to_string())
             }
             _ => ("docker.io".to_string(), name.to_string()),
         };
-        let path = if domain == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+        let path = if domain == "docker.io" && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         let valid_path = path.split('/').all(|c| {
-            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
         });
         if !valid_path {
             return Err(bad());
         }
-        Ok(Reference { domain, path, tag, digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        })
     }
 
     /// The repository name as the daemon's `fromImage` takes it.
@@ -60,7 +77,10 @@ impl Reference {
     /// "busybox" for docker.io/library/busybox, as docker shows names.
     pub fn familiar_repo(&self) -> String {
         if self.domain == "docker.io" {
-            self.path.strip_prefix("library/").unwrap_or(&self.path).to_string()
+            self.path
+                .strip_prefix("library/")
+                .unwrap_or(&self.path)
+                .to_string()
         } else {
             self.repo()
         }
@@ -82,7 +102,11 @@ impl Reference {
                 Some(t) => format!("{}:{t}@{d}", self.repo()),
                 None => format!("{}@{d}", self.repo()),
             },
-            None => format!("{}:{}", self.repo(), self.tag.as_deref().unwrap_or("latest")),
+            None => format!(
+                "{}:{}",
+                self.repo(),
+                self.tag.as_deref().unwrap_or("latest")
+            ),
         }
     }
 
@@ -106,11 +130,17 @@ mod tests {
         assert_eq!(r.full(), "docker.io/library/busybox:latest");
         assert_eq!(r.familiar_repo(), "busybox");
         let r = Reference::parse("127.0.0.1:5000/x/y:v1").unwrap();
-        assert_eq!((r.domain.as_str(), r.path.as_str(), r.tag.as_deref()), ("127.0.0.1:5000", "x/y", Some("v1")));
+        assert_eq!(
+            (r.domain.as_str(), r.path.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "x/y", Some("v1"))
+        );
         let r = Reference::parse("localhost/a@sha256:abc").unwrap();
         assert_eq!(r.tag_or_digest(), "sha256:abc");
         assert!(Reference::parse("Busybox").is_err());
         assert!(Reference::parse("a:").is_err());
-        assert_eq!(Reference::parse("user/app:1").unwrap().repo(), "docker.io/user/app");
+        assert_eq!(
+            Reference::parse("user/app:1").unwrap().repo(),
+            "docker.io/user/app"
+        );
     }
 }

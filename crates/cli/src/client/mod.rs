@@ -51,10 +51,16 @@ impl Host {
             return Ok(Host::Unix(PathBuf::from(rest)));
         }
         let rest = rest.trim_end_matches('/');
-        if rest.is_empty() || rest.contains('/') || s.contains("://") && !s.starts_with("tcp://") && !s.starts_with("http://") {
+        if rest.is_empty()
+            || rest.contains('/')
+            || s.contains("://") && !s.starts_with("tcp://") && !s.starts_with("http://")
+        {
             return Err(ClientError::InvalidHost(s.to_string()));
         }
-        let hostport = if rest.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let hostport = if rest
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             rest.to_string()
         } else {
             format!("{rest}:2375")
@@ -192,7 +198,9 @@ impl Client {
         };
         match &self.host {
             Host::Unix(p) => {
-                let s = tokio::net::UnixStream::connect(p).await.map_err(connect_err)?;
+                let s = tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(connect_err)?;
                 handshake(s).await
             }
             Host::Tcp(a) => {
@@ -267,11 +275,19 @@ impl Client {
 
     /// Hijacks the connection (attach, exec start): the daemon answers 101 and
     /// the socket then carries the container's streams.
-    pub async fn hijack(&self, path: &str, query: &Query, body: Option<&Value>) -> Result<Hijacked> {
+    pub async fn hijack(
+        &self,
+        path: &str,
+        query: &Query,
+        body: Option<&Value>,
+    ) -> Result<Hijacked> {
         let (body, _) = json_body(body)?;
         let mut req = self.request(Method::POST, path, Some(&self.version), query, body)?;
         let h = req.headers_mut();
-        h.insert(header::CONNECTION, header::HeaderValue::from_static("Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("Upgrade"),
+        );
         h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
         if matches!(req.body(), ReqBody::Full(Some(_))) {
             req.headers_mut().insert(
@@ -325,7 +341,11 @@ pub async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
     let body = resp.into_body().collect().await?.to_bytes();
     let message = serde_json::from_slice::<Value>(&body)
         .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| {
             let t = String::from_utf8_lossy(&body).trim().to_string();
             if t.is_empty() {
@@ -364,9 +384,15 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert!(matches!(Host::parse("unix:///run/x.sock"), Ok(Host::Unix(p)) if p == PathBuf::from("/run/x.sock")));
-        assert!(matches!(Host::parse("tcp://127.0.0.1:2375"), Ok(Host::Tcp(a)) if a == "127.0.0.1:2375"));
-        assert!(matches!(Host::parse("tcp://localhost"), Ok(Host::Tcp(a)) if a == "localhost:2375"));
+        assert!(
+            matches!(Host::parse("unix:///run/x.sock"), Ok(Host::Unix(p)) if p.as_os_str() == "/run/x.sock")
+        );
+        assert!(
+            matches!(Host::parse("tcp://127.0.0.1:2375"), Ok(Host::Tcp(a)) if a == "127.0.0.1:2375")
+        );
+        assert!(
+            matches!(Host::parse("tcp://localhost"), Ok(Host::Tcp(a)) if a == "localhost:2375")
+        );
         assert!(Host::parse("ssh://x").is_err());
         assert!(Host::parse("unix://").is_err());
     }
@@ -380,7 +406,13 @@ mod tests {
 
     #[test]
     fn query_is_percent_encoded() {
-        let q = Query::new().set("filters", r#"{"a":["b c"]}"#).flag("all", true).flag("x", false);
-        assert_eq!(q.encode(), "filters=%7B%22a%22%3A%5B%22b%20c%22%5D%7D&all=1");
+        let q = Query::new()
+            .set("filters", r#"{"a":["b c"]}"#)
+            .flag("all", true)
+            .flag("x", false);
+        assert_eq!(
+            q.encode(),
+            "filters=%7B%22a%22%3A%5B%22b%20c%22%5D%7D&all=1"
+        );
     }
 }

@@ -44,7 +44,8 @@ impl Demux {
         self.buf.extend_from_slice(data);
         let mut out = Vec::new();
         while self.buf.len() >= 8 {
-            let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+            let len =
+                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
             if self.buf.len() < 8 + len {
                 break;
             }

@@ -120,7 +120,12 @@ pub struct StartArgs {
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", alias = "timeout", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i64>,
     /// Signal to send to the container
     #[arg(short = 's', long)]
@@ -263,7 +268,10 @@ pub struct PruneArgs {
 }
 
 pub async fn inspect_container(ctx: &Ctx, id: &str) -> anyhow::Result<Value> {
-    Ok(ctx.client.get_json(&format!("/containers/{id}/json"), &Query::new()).await?)
+    Ok(ctx
+        .client
+        .get_json(&format!("/containers/{id}/json"), &Query::new())
+        .await?)
 }
 
 pub async fn start(ctx: &Ctx, a: StartArgs) -> anyhow::Result<()> {
@@ -275,7 +283,9 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> anyhow::Result<()> {
     }
     let client = &ctx.client;
     for_each(&a.containers, |c| async move {
-        client.post(&format!("/containers/{c}/start"), &Query::new(), None).await?;
+        client
+            .post(&format!("/containers/{c}/start"), &Query::new(), None)
+            .await?;
         Ok(Some(c))
     })
     .await
@@ -304,22 +314,50 @@ async fn stream_container(
     let client = &ctx.client;
     let keys_str = detach_keys.unwrap_or(DEFAULT_DETACH_KEYS);
     let keys = crate::tty::parse_detach_keys(keys_str)?;
-    let mut q = Query::new().set("stream", "1").set("stdout", "1").set("stderr", "1").flag("stdin", stdin);
+    let mut q = Query::new()
+        .set("stream", "1")
+        .set("stdout", "1")
+        .set("stderr", "1")
+        .flag("stdin", stdin);
     if detach_keys.is_some() {
         q = q.set("detachKeys", keys_str);
     }
-    let io = client.hijack(&format!("/containers/{id}/attach"), &q, None).await?;
-    let wait = client.post(&format!("/containers/{id}/wait"), &Query::new().set("condition", "next-exit"), None).await?;
-    let raw = if tty && stdin { crate::tty::RawGuard::stdin()? } else { None };
+    let io = client
+        .hijack(&format!("/containers/{id}/attach"), &q, None)
+        .await?;
+    let wait = client
+        .post(
+            &format!("/containers/{id}/wait"),
+            &Query::new().set("condition", "next-exit"),
+            None,
+        )
+        .await?;
+    let raw = if tty && stdin {
+        crate::tty::RawGuard::stdin()?
+    } else {
+        None
+    };
     if do_start {
-        if let Err(e) = client.post(&format!("/containers/{id}/start"), &Query::new(), None).await {
+        if let Err(e) = client
+            .post(&format!("/containers/{id}/start"), &Query::new(), None)
+            .await
+        {
             drop(raw);
             return Err(e.into());
         }
     }
-    let resizer = tty.then(|| stdio::spawn_resizer(client.clone(), format!("/containers/{id}/resize")));
+    let resizer =
+        tty.then(|| stdio::spawn_resizer(client.clone(), format!("/containers/{id}/resize")));
     let proxy = (sig_proxy && !tty).then(|| stdio::spawn_sig_proxy(client.clone(), id.to_string()));
-    let end = stdio::pump(io, &StreamOpts { tty, stdin, detach_keys: keys }).await;
+    let end = stdio::pump(
+        io,
+        &StreamOpts {
+            tty,
+            stdin,
+            detach_keys: keys,
+        },
+    )
+    .await;
     if let Some(r) = resizer {
         r.abort();
     }
@@ -351,15 +389,28 @@ pub async fn attach(ctx: &Ctx, a: AttachArgs) -> anyhow::Result<()> {
     if tty && stdin && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         bail!("the input device is not a TTY");
     }
-    stream_container(ctx, &id, tty, stdin, a.detach_keys.as_deref(), false, a.sig_proxy).await
+    stream_container(
+        ctx,
+        &id,
+        tty,
+        stdin,
+        a.detach_keys.as_deref(),
+        false,
+        a.sig_proxy,
+    )
+    .await
 }
 
 pub async fn stop(ctx: &Ctx, a: StopArgs, verb: &str) -> anyhow::Result<()> {
     let client = &ctx.client;
-    let q = Query::new().opt("t", a.time.map(|t| t.to_string())).opt("signal", a.signal.clone());
+    let q = Query::new()
+        .opt("t", a.time.map(|t| t.to_string()))
+        .opt("signal", a.signal.clone());
     let q = &q;
     for_each(&a.containers, |c| async move {
-        client.post(&format!("/containers/{c}/{verb}"), q, None).await?;
+        client
+            .post(&format!("/containers/{c}/{verb}"), q, None)
+            .await?;
         Ok(Some(c))
     })
     .await
@@ -370,7 +421,9 @@ pub async fn kill(ctx: &Ctx, a: KillArgs) -> anyhow::Result<()> {
     let q = Query::new().opt("signal", a.signal.clone());
     let q = &q;
     for_each(&a.containers, |c| async move {
-        client.post(&format!("/containers/{c}/kill"), q, None).await?;
+        client
+            .post(&format!("/containers/{c}/kill"), q, None)
+            .await?;
         Ok(Some(c))
     })
     .await
@@ -378,7 +431,10 @@ pub async fn kill(ctx: &Ctx, a: KillArgs) -> anyhow::Result<()> {
 
 pub async fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<()> {
     let client = &ctx.client;
-    let q = Query::new().flag("force", a.force).flag("v", a.volumes).flag("link", a.link);
+    let q = Query::new()
+        .flag("force", a.force)
+        .flag("v", a.volumes)
+        .flag("link", a.link);
     let q = &q;
     for_each(&a.containers, |c| async move {
         client.delete(&format!("/containers/{c}"), q).await?;
@@ -390,7 +446,9 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<()> {
 pub async fn simple_post(ctx: &Ctx, a: IdsArgs, verb: &str) -> anyhow::Result<()> {
     let client = &ctx.client;
     for_each(&a.containers, |c| async move {
-        client.post(&format!("/containers/{c}/{verb}"), &Query::new(), None).await?;
+        client
+            .post(&format!("/containers/{c}/{verb}"), &Query::new(), None)
+            .await?;
         Ok(Some(c))
     })
     .await
@@ -399,7 +457,9 @@ pub async fn simple_post(ctx: &Ctx, a: IdsArgs, verb: &str) -> anyhow::Result<()
 pub async fn wait(ctx: &Ctx, a: IdsArgs) -> anyhow::Result<()> {
     let client = &ctx.client;
     for_each(&a.containers, |c| async move {
-        let resp = client.post(&format!("/containers/{c}/wait"), &Query::new(), None).await?;
+        let resp = client
+            .post(&format!("/containers/{c}/wait"), &Query::new(), None)
+            .await?;
         let code = run::wait_status(read_all(resp).await?)?;
         Ok(Some(code.to_string()))
     })
@@ -408,11 +468,14 @@ pub async fn wait(ctx: &Ctx, a: IdsArgs) -> anyhow::Result<()> {
 
 pub async fn rename(ctx: &Ctx, a: RenameArgs) -> anyhow::Result<()> {
     let q = Query::new().set("name", a.new_name.clone());
-    ctx.client.post(&format!("/containers/{}/rename", a.container), &q, None).await?;
+    ctx.client
+        .post(&format!("/containers/{}/rename", a.container), &q, None)
+        .await?;
     Ok(())
 }
 
-const PS_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const PS_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
 fn ps_header() -> Value {
     json!({
@@ -434,14 +497,22 @@ pub fn display_ports(ports: &[Value]) -> String {
         let s = if ip.is_empty() && public == 0 {
             format!("{private}/{typ}")
         } else {
-            let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
             format!("{ip}:{public}->{private}/{typ}")
         };
         items.push((private, typ.to_string(), s));
     }
     items.sort();
     items.dedup();
-    items.into_iter().map(|(_, _, s)| s).collect::<Vec<_>>().join(", ")
+    items
+        .into_iter()
+        .map(|(_, _, s)| s)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn ps_row(c: &Value, trunc: bool) -> Value {
@@ -470,14 +541,26 @@ fn ps_row(c: &Value, trunc: bool) -> Value {
         .collect();
     let labels: BTreeMap<String, String> = c["Labels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
         .unwrap_or_default();
-    let labels = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let labels = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let mounts = c["Mounts"].as_array().cloned().unwrap_or_default();
     let mount_names = mounts
         .iter()
         .map(|m| {
-            let n = m["Name"].as_str().filter(|n| !n.is_empty()).or(m["Source"].as_str()).unwrap_or("");
+            let n = m["Name"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .or(m["Source"].as_str())
+                .unwrap_or("");
             if trunc {
                 ellipsis(n, 15)
             } else {
@@ -487,7 +570,10 @@ fn ps_row(c: &Value, trunc: bool) -> Value {
         .collect::<Vec<_>>()
         .join(",");
     let local = mounts.iter().filter(|m| m["Driver"] == "local").count();
-    let mut nets: Vec<String> = c["NetworkSettings"]["Networks"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut nets: Vec<String> = c["NetworkSettings"]["Networks"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     nets.sort();
     let rw = c["SizeRw"].as_f64().unwrap_or(0.0);
     let mut size = units::human_size_prec(rw, 3);
@@ -522,7 +608,9 @@ pub fn go_quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -531,17 +619,37 @@ pub fn go_quote(s: &str) -> String {
 }
 
 pub async fn ps(ctx: &Ctx, a: PsArgs) -> anyhow::Result<()> {
-    let limit = if a.latest { Some(1) } else { a.last.filter(|n| *n > 0) };
+    let limit = if a.latest {
+        Some(1)
+    } else {
+        a.last.filter(|n| *n > 0)
+    };
     let q = Query::new()
         .flag("all", a.all || limit.is_some())
         .opt("limit", limit.map(|l| l.to_string()))
-        .flag("size", a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size")))
+        .flag(
+            "size",
+            a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size")),
+        )
         .opt("filters", filters_json(&a.filter)?);
     let list: Vec<Value> = ctx.client.get_json("/containers/json", &q).await?;
     let rows: Vec<Value> = list.iter().map(|c| ps_row(c, !a.no_trunc)).collect();
-    let format = if a.quiet { Some("{{.ID}}".to_string()) } else { a.format.clone() };
-    let table = if a.size { format!("{PS_TABLE}\t{{{{.Size}}}}") } else { PS_TABLE.to_string() };
-    out(&format::render_rows(format.as_deref(), &table, &ps_header(), &rows)?);
+    let format = if a.quiet {
+        Some("{{.ID}}".to_string())
+    } else {
+        a.format.clone()
+    };
+    let table = if a.size {
+        format!("{PS_TABLE}\t{{{{.Size}}}}")
+    } else {
+        PS_TABLE.to_string()
+    };
+    out(&format::render_rows(
+        format.as_deref(),
+        &table,
+        &ps_header(),
+        &rows,
+    )?);
     Ok(())
 }
 
@@ -570,7 +678,16 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> anyhow::Result<()> {
         .set("tail", a.tail.clone())
         .opt("since", a.since.as_deref().map(time_arg))
         .opt("until", a.until.as_deref().map(time_arg));
-    let resp = ctx.client.call(http::Method::GET, &format!("/containers/{id}/logs"), &q, crate::client::ReqBody::empty(), &[]).await?;
+    let resp = ctx
+        .client
+        .call(
+            http::Method::GET,
+            &format!("/containers/{id}/logs"),
+            &q,
+            crate::client::ReqBody::empty(),
+            &[],
+        )
+        .await?;
     let mut body = resp.into_body();
     let mut demux = Demux::new();
     while let Some(chunk) = next_chunk(&mut body).await? {
@@ -583,20 +700,39 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> anyhow::Result<()> {
         }
     }
     if demux.leftover() > 0 {
-        tracing::warn!("log stream ended inside a frame ({} bytes dropped)", demux.leftover());
+        tracing::warn!(
+            "log stream ended inside a frame ({} bytes dropped)",
+            demux.leftover()
+        );
     }
     Ok(())
 }
 
 pub async fn top(ctx: &Ctx, a: TopArgs) -> anyhow::Result<()> {
-    let q = Query::new().opt("ps_args", (!a.ps_args.is_empty()).then(|| a.ps_args.join(" ")));
-    let v: Value = ctx.client.get_json(&format!("/containers/{}/top", a.container), &q).await?;
+    let q = Query::new().opt(
+        "ps_args",
+        (!a.ps_args.is_empty()).then(|| a.ps_args.join(" ")),
+    );
+    let v: Value = ctx
+        .client
+        .get_json(&format!("/containers/{}/top", a.container), &q)
+        .await?;
     let mut text = String::new();
-    let titles: Vec<&str> = v["Titles"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let titles: Vec<&str> = v["Titles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     text.push_str(&titles.join("\t"));
     text.push('\n');
     for p in v["Processes"].as_array().into_iter().flatten() {
-        let cells: Vec<&str> = p.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let cells: Vec<&str> = p
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         text.push_str(&cells.join("\t"));
         text.push('\n');
     }
@@ -606,25 +742,54 @@ pub async fn top(ctx: &Ctx, a: TopArgs) -> anyhow::Result<()> {
 
 pub async fn port(ctx: &Ctx, a: PortArgs) -> anyhow::Result<()> {
     let info = inspect_container(ctx, &a.container).await?;
-    let ports = info["NetworkSettings"]["Ports"].as_object().cloned().unwrap_or_default();
+    let ports = info["NetworkSettings"]["Ports"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut lines = Vec::new();
-    let want = a.port.as_ref().map(|p| if p.contains('/') { p.clone() } else { format!("{p}/tcp") });
+    let want = a.port.as_ref().map(|p| {
+        if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
     let mut keys: Vec<&String> = ports.keys().collect();
-    keys.sort_by_key(|k| (k.split('/').next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0), k.to_string()));
+    keys.sort_by_key(|k| {
+        (
+            k.split('/')
+                .next()
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0),
+            k.to_string(),
+        )
+    });
     for k in keys {
         if want.as_ref().is_some_and(|w| w != k) {
             continue;
         }
         for b in ports[k].as_array().into_iter().flatten() {
             let ip = b["HostIp"].as_str().unwrap_or("");
-            let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
             let hp = b["HostPort"].as_str().unwrap_or("");
-            lines.push(if want.is_some() { format!("{ip}:{hp}") } else { format!("{k} -> {ip}:{hp}") });
+            lines.push(if want.is_some() {
+                format!("{ip}:{hp}")
+            } else {
+                format!("{k} -> {ip}:{hp}")
+            });
         }
     }
     if lines.is_empty() {
         if let Some(p) = &a.port {
-            bail!("Error: No public port '{}' published for {}", want.as_deref().unwrap_or(p), a.container);
+            bail!(
+                "Error: No public port '{}' published for {}",
+                want.as_deref().unwrap_or(p),
+                a.container
+            );
         }
     }
     for l in lines {
@@ -634,9 +799,15 @@ pub async fn port(ctx: &Ctx, a: PortArgs) -> anyhow::Result<()> {
 }
 
 /// Streams a tar body to `-o FILE` or stdout (refusing a terminal, as docker does).
-pub async fn stream_to_output(resp: http::Response<hyper::body::Incoming>, output: Option<&PathBuf>) -> anyhow::Result<()> {
+pub async fn stream_to_output(
+    resp: http::Response<hyper::body::Incoming>,
+    output: Option<&PathBuf>,
+) -> anyhow::Result<()> {
     let mut w: Box<dyn Write> = match output {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| anyhow!("failed to create {}: {e}", p.display()))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p)
+                .map_err(|e| anyhow!("failed to create {}: {e}", p.display()))?,
+        ),
         None => {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
@@ -658,13 +829,25 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
     }
     let resp = ctx
         .client
-        .call(http::Method::GET, &format!("/containers/{}/export", a.container), &Query::new(), crate::client::ReqBody::empty(), &[])
+        .call(
+            http::Method::GET,
+            &format!("/containers/{}/export", a.container),
+            &Query::new(),
+            crate::client::ReqBody::empty(),
+            &[],
+        )
         .await?;
     stream_to_output(resp, a.output.as_ref()).await
 }
 
 pub async fn diff(ctx: &Ctx, a: DiffArgs) -> anyhow::Result<()> {
-    let changes: Value = ctx.client.get_json(&format!("/containers/{}/changes", a.container), &Query::new()).await?;
+    let changes: Value = ctx
+        .client
+        .get_json(
+            &format!("/containers/{}/changes", a.container),
+            &Query::new(),
+        )
+        .await?;
     for c in changes.as_array().into_iter().flatten() {
         let kind = match c["Kind"].as_i64() {
             Some(1) => "A",
@@ -700,7 +883,12 @@ pub async fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<()> {
 }
 
 pub fn print_pruned(v: &Value, key: &str, title: &str) {
-    let deleted: Vec<&str> = v[key].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let deleted: Vec<&str> = v[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     let mut s = String::new();
     if !deleted.is_empty() {
         s.push_str(title);
@@ -712,7 +900,10 @@ pub fn print_pruned(v: &Value, key: &str, title: &str) {
         s.push('\n');
     }
     let space = v["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    s.push_str(&format!("Total reclaimed space: {}\n", units::human_size(space)));
+    s.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        units::human_size(space)
+    ));
     out(&s);
 }
 
@@ -727,7 +918,10 @@ mod tests {
             json!({"PrivatePort": 53, "Type": "udp"}),
             json!({"PrivatePort": 80, "Type": "tcp", "IP": "::", "PublicPort": 8080}),
         ];
-        assert_eq!(display_ports(&p), "53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp");
+        assert_eq!(
+            display_ports(&p),
+            "53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
     }
 
     #[test]

@@ -67,18 +67,28 @@ fn parse_stat(headers: &http::HeaderMap) -> Option<PathStat> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let mode = v["mode"].as_u64().unwrap_or(0);
-    Some(PathStat { name: v["name"].as_str().unwrap_or("").to_string(), is_dir: mode & (1 << 31) != 0 })
+    Some(PathStat {
+        name: v["name"].as_str().unwrap_or("").to_string(),
+        is_dir: mode & (1 << 31) != 0,
+    })
 }
 
 fn relative_safe(p: &Path) -> bool {
-    p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 async fn from_container(ctx: &Ctx, a: &CpArgs, container: &str, src: &str) -> anyhow::Result<()> {
     let q = Query::new().set("path", src);
     let resp = ctx
         .client
-        .call(http::Method::GET, &format!("/containers/{container}/archive"), &q, ReqBody::empty(), &[])
+        .call(
+            http::Method::GET,
+            &format!("/containers/{container}/archive"),
+            &q,
+            ReqBody::empty(),
+            &[],
+        )
         .await?;
     let stat = parse_stat(resp.headers());
     let mut body = resp.into_body();
@@ -116,19 +126,29 @@ async fn from_container(ctx: &Ctx, a: &CpArgs, container: &str, src: &str) -> an
             if a.dst.ends_with('/') && dst_meta.is_none() && !src_is_dir {
                 bail!("destination directory {} does not exist", dst.display());
             }
-            let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = dst
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             if !parent.is_dir() {
                 bail!("destination directory {} does not exist", parent.display());
             }
-            let name = dst.file_name().ok_or_else(|| anyhow!("invalid destination {}", dst.display()))?;
+            let name = dst
+                .file_name()
+                .ok_or_else(|| anyhow!("invalid destination {}", dst.display()))?;
             // Extract beside the destination, then move the copied item into place.
-            let tmp = tempfile::Builder::new().prefix(".berth-cp").tempdir_in(parent)?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".berth-cp")
+                .tempdir_in(parent)?;
             extract(spool_reader()?, tmp.path(), a.archive)?;
             let top = if copy_contents {
                 tmp.path().to_path_buf()
             } else {
                 let n = stat.as_ref().map(|s| s.name.clone()).unwrap_or_else(|| {
-                    Path::new(src).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+                    Path::new(src)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default()
                 });
                 tmp.path().join(n)
             };
@@ -143,12 +163,17 @@ async fn from_container(ctx: &Ctx, a: &CpArgs, container: &str, src: &str) -> an
                     std::fs::rename(e.path(), target.join(e.file_name()))?;
                 }
             } else {
-                std::fs::rename(&top, &target).with_context(|| format!("moving into {}", target.display()))?;
+                std::fs::rename(&top, &target)
+                    .with_context(|| format!("moving into {}", target.display()))?;
             }
         }
     }
     if !a.quiet {
-        eprintln!("Successfully copied {} to {}", units::human_size(total as f64), a.dst);
+        eprintln!(
+            "Successfully copied {} to {}",
+            units::human_size(total as f64),
+            a.dst
+        );
     }
     Ok(())
 }
@@ -172,11 +197,22 @@ fn extract(r: std::fs::File, into: &Path, archive: bool) -> anyhow::Result<()> {
 
 /// Where a copy into the container lands: (directory to extract in, name
 /// for the top entry of the tar).
-async fn container_target(ctx: &Ctx, container: &str, dst: &str, src_name: &str) -> anyhow::Result<(String, String)> {
+async fn container_target(
+    ctx: &Ctx,
+    container: &str,
+    dst: &str,
+    src_name: &str,
+) -> anyhow::Result<(String, String)> {
     let q = Query::new().set("path", dst);
     let resp = ctx
         .client
-        .call(http::Method::HEAD, &format!("/containers/{container}/archive"), &q, ReqBody::empty(), &[])
+        .call(
+            http::Method::HEAD,
+            &format!("/containers/{container}/archive"),
+            &q,
+            ReqBody::empty(),
+            &[],
+        )
         .await;
     let stat = match resp {
         Ok(r) => parse_stat(r.headers()),
@@ -190,8 +226,15 @@ async fn container_target(ctx: &Ctx, container: &str, dst: &str, src_name: &str)
                 bail!("Error response from daemon: Could not find the file {dst} in container {container}");
             }
             let p = Path::new(dst);
-            let parent = p.parent().map(|p| p.to_string_lossy().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "/".into());
-            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).ok_or_else(|| anyhow!("invalid destination {dst}"))?;
+            let parent = p
+                .parent()
+                .map(|p| p.to_string_lossy().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/".into());
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .ok_or_else(|| anyhow!("invalid destination {dst}"))?;
             Ok((parent, name))
         }
     }
@@ -221,8 +264,12 @@ async fn to_container(ctx: &Ctx, a: &CpArgs, container: &str, dst: &str) -> anyh
         (dst.to_string(), ReqBody::reader(tokio::io::stdin()), None)
     } else {
         let src = PathBuf::from(&a.src);
-        let meta = if a.follow_link { std::fs::metadata(&src) } else { std::fs::symlink_metadata(&src) }
-            .with_context(|| format!("could not stat {}", src.display()))?;
+        let meta = if a.follow_link {
+            std::fs::metadata(&src)
+        } else {
+            std::fs::symlink_metadata(&src)
+        }
+        .with_context(|| format!("could not stat {}", src.display()))?;
         let copy_contents = a.src.ends_with("/.");
         let src_name = src
             .canonicalize()
@@ -238,7 +285,10 @@ async fn to_container(ctx: &Ctx, a: &CpArgs, container: &str, dst: &str) -> anyh
         let (size_tx, size_rx) = tokio::sync::oneshot::channel();
         let follow = a.follow_link;
         tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter { tx: tx.clone(), total: 0 };
+            let mut w = ChannelWriter {
+                tx: tx.clone(),
+                total: 0,
+            };
             let r = (|| -> std::io::Result<()> {
                 let mut b = tar::Builder::new(&mut w);
                 b.follow_symlinks(follow);
@@ -256,11 +306,20 @@ async fn to_container(ctx: &Ctx, a: &CpArgs, container: &str, dst: &str) -> anyh
         });
         (dir, ReqBody::Stream(rx), Some(size_rx))
     };
-    let q = Query::new().set("path", dir).set("noOverwriteDirNonDir", "true").flag("copyUIDGID", a.archive);
+    let q = Query::new()
+        .set("path", dir)
+        .set("noOverwriteDirNonDir", "true")
+        .flag("copyUIDGID", a.archive);
     let req_path = format!("/containers/{container}/archive");
     let resp = ctx
         .client
-        .call(http::Method::PUT, &req_path, &q, body, &[("content-type", "application/x-tar".to_string())])
+        .call(
+            http::Method::PUT,
+            &req_path,
+            &q,
+            body,
+            &[("content-type", "application/x-tar".to_string())],
+        )
         .await?;
     check(resp).await?;
     if !a.quiet {
@@ -268,7 +327,12 @@ async fn to_container(ctx: &Ctx, a: &CpArgs, container: &str, dst: &str) -> anyh
             Some(rx) => rx.await.unwrap_or(0),
             None => 0,
         };
-        eprintln!("Successfully copied {} to {}:{}", units::human_size(total as f64), container, dst);
+        eprintln!(
+            "Successfully copied {} to {}:{}",
+            units::human_size(total as f64),
+            container,
+            dst
+        );
     }
     Ok(())
 }
@@ -279,7 +343,10 @@ mod tests {
 
     #[test]
     fn container_paths() {
-        assert_eq!(split_container("box:/etc/hosts"), Some(("box", "/etc/hosts")));
+        assert_eq!(
+            split_container("box:/etc/hosts"),
+            Some(("box", "/etc/hosts"))
+        );
         assert_eq!(split_container("./a:b"), None);
         assert_eq!(split_container("/tmp/x"), None);
         assert_eq!(split_container("dir/a:b"), None);

@@ -48,7 +48,12 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
     let mut env = Vec::new();
     for f in &a.env_file {
         let text = std::fs::read_to_string(f)?;
-        env.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string));
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
     }
     env.extend(a.env.iter().filter_map(|e| {
         if e.contains('=') {
@@ -58,7 +63,11 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
         }
     }));
     if a.tty && a.interactive && !a.detach && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return Err(Fail { code: 1, msg: "the input device is not a TTY".into() }.into());
+        return Err(Fail {
+            code: 1,
+            msg: "the input device is not a TTY".into(),
+        }
+        .into());
     }
     let mut body = json!({
         "AttachStdin": a.interactive && !a.detach,
@@ -79,28 +88,61 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
         body["DetachKeys"] = json!(k);
     }
     let created: Value = client
-        .post_json(&format!("/containers/{}/exec", a.container), &Query::new(), Some(&body))
+        .post_json(
+            &format!("/containers/{}/exec", a.container),
+            &Query::new(),
+            Some(&body),
+        )
         .await
-        .map_err(|e| Fail { code: 126, msg: e.to_string() })?;
+        .map_err(|e| Fail {
+            code: 126,
+            msg: e.to_string(),
+        })?;
     let id = created["Id"].as_str().unwrap_or_default().to_string();
     if a.detach {
         client
-            .post(&format!("/exec/{id}/start"), &Query::new(), Some(&json!({"Detach": true, "Tty": a.tty})))
+            .post(
+                &format!("/exec/{id}/start"),
+                &Query::new(),
+                Some(&json!({"Detach": true, "Tty": a.tty})),
+            )
             .await?;
         return Ok(());
     }
-    let keys = crate::tty::parse_detach_keys(a.detach_keys.as_deref().unwrap_or(DEFAULT_DETACH_KEYS))?;
+    let keys =
+        crate::tty::parse_detach_keys(a.detach_keys.as_deref().unwrap_or(DEFAULT_DETACH_KEYS))?;
     let start = json!({"Detach": false, "Tty": a.tty});
-    let raw = if a.tty && a.interactive { crate::tty::RawGuard::stdin()? } else { None };
-    let io = match client.hijack(&format!("/exec/{id}/start"), &Query::new(), Some(&start)).await {
+    let raw = if a.tty && a.interactive {
+        crate::tty::RawGuard::stdin()?
+    } else {
+        None
+    };
+    let io = match client
+        .hijack(&format!("/exec/{id}/start"), &Query::new(), Some(&start))
+        .await
+    {
         Ok(io) => io,
         Err(e) => {
             drop(raw);
-            return Err(Fail { code: 126, msg: e.to_string() }.into());
+            return Err(Fail {
+                code: 126,
+                msg: e.to_string(),
+            }
+            .into());
         }
     };
-    let resizer = a.tty.then(|| stdio::spawn_resizer(client.clone(), format!("/exec/{id}/resize")));
-    let end = stdio::pump(io, &StreamOpts { tty: a.tty, stdin: a.interactive, detach_keys: keys }).await;
+    let resizer = a
+        .tty
+        .then(|| stdio::spawn_resizer(client.clone(), format!("/exec/{id}/resize")));
+    let end = stdio::pump(
+        io,
+        &StreamOpts {
+            tty: a.tty,
+            stdin: a.interactive,
+            detach_keys: keys,
+        },
+    )
+    .await;
     if let Some(r) = resizer {
         r.abort();
     }
@@ -108,7 +150,9 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
     if end? == StreamEnd::Detached {
         return Ok(());
     }
-    let info: Value = client.get_json(&format!("/exec/{id}/json"), &Query::new()).await?;
+    let info: Value = client
+        .get_json(&format!("/exec/{id}/json"), &Query::new())
+        .await?;
     let code = info["ExitCode"].as_i64().unwrap_or(0) as i32;
     if code != 0 {
         return Err(Fail::exit(code));

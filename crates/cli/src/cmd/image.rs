@@ -191,7 +191,8 @@ pub struct ImagePruneArgs {
 }
 
 const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-const IMAGES_TABLE_DIGESTS: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const IMAGES_TABLE_DIGESTS: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 
 fn images_header() -> Value {
     json!({
@@ -208,7 +209,13 @@ fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
     let size = img["Size"].as_f64().unwrap_or(0.0);
     let shared = img["SharedSize"].as_f64().unwrap_or(-1.0);
     let strs = |k: &str| -> Vec<String> {
-        img[k].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+        img[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
     };
     let digests = strs("RepoDigests");
     let mut pairs: Vec<(String, String, String)> = Vec::new();
@@ -222,7 +229,11 @@ fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
         };
         let digest = digests
             .iter()
-            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, d)| d.to_string()))
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(r, _)| *r == repo)
+                    .map(|(_, d)| d.to_string())
+            })
             .unwrap_or_else(|| "<none>".into());
         pairs.push((repo, tag, digest));
     }
@@ -267,12 +278,31 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> anyhow::Result<()> {
     if let Some(r) = &a.reference {
         filters.push(format!("reference={r}"));
     }
-    let q = Query::new().flag("all", a.all).flag("digests", a.digests).opt("filters", filters_json(&filters)?);
+    let q = Query::new()
+        .flag("all", a.all)
+        .flag("digests", a.digests)
+        .opt("filters", filters_json(&filters)?);
     let list: Vec<Value> = ctx.client.get_json("/images/json", &q).await?;
-    let rows: Vec<Value> = list.iter().flat_map(|i| image_rows(i, !a.no_trunc)).collect();
-    let format = if a.quiet { Some("{{.ID}}".to_string()) } else { a.format.clone() };
-    let table = if a.digests { IMAGES_TABLE_DIGESTS } else { IMAGES_TABLE };
-    out(&format::render_rows(format.as_deref(), table, &images_header(), &rows)?);
+    let rows: Vec<Value> = list
+        .iter()
+        .flat_map(|i| image_rows(i, !a.no_trunc))
+        .collect();
+    let format = if a.quiet {
+        Some("{{.ID}}".to_string())
+    } else {
+        a.format.clone()
+    };
+    let table = if a.digests {
+        IMAGES_TABLE_DIGESTS
+    } else {
+        IMAGES_TABLE
+    };
+    out(&format::render_rows(
+        format.as_deref(),
+        table,
+        &images_header(),
+        &rows,
+    )?);
     Ok(())
 }
 
@@ -287,13 +317,28 @@ async fn auth_headers(ctx: &Ctx, r: &Reference) -> anyhow::Result<Vec<(&'static 
 }
 
 /// Pulls `r`, showing progress on `target`.
-pub async fn pull(ctx: &Ctx, r: &Reference, platform: Option<&str>, quiet: bool, target: Target) -> anyhow::Result<()> {
+pub async fn pull(
+    ctx: &Ctx,
+    r: &Reference,
+    platform: Option<&str>,
+    quiet: bool,
+    target: Target,
+) -> anyhow::Result<()> {
     let q = Query::new()
         .set("fromImage", r.repo())
         .set("tag", r.tag_or_digest())
         .opt("platform", platform.map(str::to_string));
     let headers = auth_headers(ctx, r).await?;
-    let resp = ctx.client.call(http::Method::POST, "/images/create", &q, ReqBody::empty(), &headers).await?;
+    let resp = ctx
+        .client
+        .call(
+            http::Method::POST,
+            "/images/create",
+            &q,
+            ReqBody::empty(),
+            &headers,
+        )
+        .await?;
     progress::show(resp, target, quiet).await?;
     Ok(())
 }
@@ -301,9 +346,20 @@ pub async fn pull(ctx: &Ctx, r: &Reference, platform: Option<&str>, quiet: bool,
 pub async fn pull_cmd(ctx: &Ctx, a: PullArgs) -> anyhow::Result<()> {
     let r = Reference::parse(&a.image)?;
     if a.all_tags {
-        let q = Query::new().set("fromImage", r.repo()).opt("platform", a.platform.clone());
+        let q = Query::new()
+            .set("fromImage", r.repo())
+            .opt("platform", a.platform.clone());
         let headers = auth_headers(ctx, &r).await?;
-        let resp = ctx.client.call(http::Method::POST, "/images/create", &q, ReqBody::empty(), &headers).await?;
+        let resp = ctx
+            .client
+            .call(
+                http::Method::POST,
+                "/images/create",
+                &q,
+                ReqBody::empty(),
+                &headers,
+            )
+            .await?;
         progress::show(resp, Target::Stdout, a.quiet).await?;
         out(&format!("{}\n", r.repo()));
         return Ok(());
@@ -321,13 +377,27 @@ pub async fn push(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
     if r.tag.is_none() && !a.all_tags && !a.quiet {
         out("Using default tag: latest\n");
     }
-    let tag = if a.all_tags { None } else { Some(r.tag.clone().unwrap_or_else(|| "latest".into())) };
-    let name = if r.domain == "docker.io" { r.familiar_repo() } else { r.repo() };
+    let tag = if a.all_tags {
+        None
+    } else {
+        Some(r.tag.clone().unwrap_or_else(|| "latest".into()))
+    };
+    let name = if r.domain == "docker.io" {
+        r.familiar_repo()
+    } else {
+        r.repo()
+    };
     let q = Query::new().opt("tag", tag);
     let headers = auth_headers(ctx, &r).await?;
     let resp = ctx
         .client
-        .call(http::Method::POST, &format!("/images/{name}/push"), &q, ReqBody::empty(), &headers)
+        .call(
+            http::Method::POST,
+            &format!("/images/{name}/push"),
+            &q,
+            ReqBody::empty(),
+            &headers,
+        )
         .await?;
     progress::show(resp, Target::Stdout, a.quiet).await?;
     if a.quiet {
@@ -338,7 +408,9 @@ pub async fn push(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
 
 pub async fn rmi(ctx: &Ctx, a: RmiArgs) -> anyhow::Result<()> {
     let client = &ctx.client;
-    let q = Query::new().flag("force", a.force).flag("noprune", a.no_prune);
+    let q = Query::new()
+        .flag("force", a.force)
+        .flag("noprune", a.no_prune);
     let q = &q;
     super::for_each(&a.images, |img| async move {
         let resp = client.delete(&format!("/images/{img}"), q).await?;
@@ -362,16 +434,26 @@ pub async fn tag(ctx: &Ctx, a: TagArgs) -> anyhow::Result<()> {
     if r.digest.is_some() {
         bail!("refusing to create a tag with a digest reference");
     }
-    let repo = if r.domain == "docker.io" { r.familiar_repo() } else { r.repo() };
-    let q = Query::new().set("repo", repo).set("tag", r.tag.clone().unwrap_or_else(|| "latest".into()));
-    ctx.client.post(&format!("/images/{}/tag", a.source), &q, None).await?;
+    let repo = if r.domain == "docker.io" {
+        r.familiar_repo()
+    } else {
+        r.repo()
+    };
+    let q = Query::new()
+        .set("repo", repo)
+        .set("tag", r.tag.clone().unwrap_or_else(|| "latest".into()));
+    ctx.client
+        .post(&format!("/images/{}/tag", a.source), &q, None)
+        .await?;
     Ok(())
 }
 
 async fn file_or_stdin(path: Option<&PathBuf>, what: &str) -> anyhow::Result<ReqBody> {
     Ok(match path {
         Some(p) if p.as_os_str() != "-" => {
-            let f = tokio::fs::File::open(p).await.with_context(|| format!("open {}", p.display()))?;
+            let f = tokio::fs::File::open(p)
+                .await
+                .with_context(|| format!("open {}", p.display()))?;
             ReqBody::reader(f)
         }
         _ => {
@@ -388,7 +470,13 @@ pub async fn load(ctx: &Ctx, a: LoadArgs) -> anyhow::Result<()> {
     let q = Query::new().flag("quiet", a.quiet);
     let resp = ctx
         .client
-        .call(http::Method::POST, "/images/load", &q, body, &[("content-type", "application/x-tar".into())])
+        .call(
+            http::Method::POST,
+            "/images/load",
+            &q,
+            body,
+            &[("content-type", "application/x-tar".into())],
+        )
         .await?;
     // With quiet, the daemon still reports "Loaded image" lines: docker shows those.
     progress::show(resp, Target::Stdout, false).await?;
@@ -403,7 +491,10 @@ pub async fn save(ctx: &Ctx, a: SaveArgs) -> anyhow::Result<()> {
     for i in &a.images {
         q = q.set("names", i.clone());
     }
-    let resp = ctx.client.call(http::Method::GET, "/images/get", &q, ReqBody::empty(), &[]).await?;
+    let resp = ctx
+        .client
+        .call(http::Method::GET, "/images/get", &q, ReqBody::empty(), &[])
+        .await?;
     stream_to_output(resp, a.output.as_ref()).await
 }
 
@@ -418,20 +509,32 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> anyhow::Result<()> {
     };
     if let Some(r) = &a.reference {
         let r = Reference::parse(r)?;
-        let repo = if r.domain == "docker.io" { r.familiar_repo() } else { r.repo() };
+        let repo = if r.domain == "docker.io" {
+            r.familiar_repo()
+        } else {
+            r.repo()
+        };
         q = q.set("repo", repo).opt("tag", r.tag.clone());
     }
-    q = q.opt("message", a.message.clone()).opt("platform", a.platform.clone());
+    q = q
+        .opt("message", a.message.clone())
+        .opt("platform", a.platform.clone());
     for c in &a.change {
         q = q.set("changes", c.clone());
     }
-    let resp = ctx.client.call(http::Method::POST, "/images/create", &q, body, &[]).await?;
+    let resp = ctx
+        .client
+        .call(http::Method::POST, "/images/create", &q, body, &[])
+        .await?;
     progress::show(resp, Target::Stdout, false).await?;
     Ok(())
 }
 
 pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
-    let list: Vec<Value> = ctx.client.get_json(&format!("/images/{}/history", a.image), &Query::new()).await?;
+    let list: Vec<Value> = ctx
+        .client
+        .get_json(&format!("/images/{}/history", a.image), &Query::new())
+        .await?;
     let trunc = !a.no_trunc;
     let rows: Vec<Value> = list
         .iter()
@@ -453,7 +556,11 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
         })
         .collect();
     let header = json!({"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"});
-    let format = if a.quiet { Some("{{.ID}}".to_string()) } else { a.format.clone() };
+    let format = if a.quiet {
+        Some("{{.ID}}".to_string())
+    } else {
+        a.format.clone()
+    };
     out(&format::render_rows(
         format.as_deref(),
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
@@ -492,7 +599,10 @@ pub async fn prune(ctx: &Ctx, a: ImagePruneArgs) -> anyhow::Result<()> {
         }
         s.push('\n');
     }
-    s.push_str(&format!("Total reclaimed space: {}\n", units::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))));
+    s.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        units::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+    ));
     out(&s);
     Ok(())
 }

@@ -56,7 +56,9 @@ pub enum Cmd {
     #[command(after_help = "Example:\n  berth info --format '{{.Containers}}'")]
     Info(system::InfoArgs),
     /// Create and run a new container from an image
-    #[command(after_help = "Example:\n  berth run --rm -it busybox sh\n  berth run -d --name web -p 8080:80 nginx")]
+    #[command(
+        after_help = "Example:\n  berth run --rm -it busybox sh\n  berth run -d --name web -p 8080:80 nginx"
+    )]
     Run(run::RunArgs),
     /// Create a new container
     #[command(after_help = "Example:\n  berth create --name box busybox sleep 60")]
@@ -77,7 +79,10 @@ pub enum Cmd {
     #[command(after_help = "Example:\n  berth rm -f box")]
     Rm(container::RmArgs),
     /// List containers
-    #[command(visible_alias = "list", after_help = "Example:\n  berth ps -a --format '{{.ID}} {{.Names}}'")]
+    #[command(
+        visible_alias = "list",
+        after_help = "Example:\n  berth ps -a --format '{{.ID}} {{.Names}}'"
+    )]
     Ps(container::PsArgs),
     /// Fetch the logs of a container
     #[command(after_help = "Example:\n  berth logs -f --tail 10 box")]
@@ -122,7 +127,9 @@ pub enum Cmd {
     #[command(after_help = "Example:\n  berth stats --no-stream")]
     Stats(stats::StatsArgs),
     /// Copy files/folders between a container and the local filesystem
-    #[command(after_help = "Example:\n  berth cp box:/etc/hostname .\n  berth cp ./file box:/tmp/")]
+    #[command(
+        after_help = "Example:\n  berth cp box:/etc/hostname .\n  berth cp ./file box:/tmp/"
+    )]
     Cp(cp::CpArgs),
     /// Rename a container
     #[command(after_help = "Example:\n  berth rename old new")]
@@ -149,7 +156,9 @@ pub enum Cmd {
     #[command(after_help = "Example:\n  berth history busybox")]
     History(image::HistoryArgs),
     /// Log in to a registry
-    #[command(after_help = "Example:\n  echo secret | berth login -u me --password-stdin 127.0.0.1:5000")]
+    #[command(
+        after_help = "Example:\n  echo secret | berth login -u me --password-stdin 127.0.0.1:5000"
+    )]
     Login(system::LoginArgs),
     /// Log out from a registry
     #[command(after_help = "Example:\n  berth logout 127.0.0.1:5000")]
@@ -189,7 +198,11 @@ pub struct Fail {
 
 impl Fail {
     pub fn exit(code: i32) -> anyhow::Error {
-        Fail { code, msg: String::new() }.into()
+        Fail {
+            code,
+            msg: String::new(),
+        }
+        .into()
     }
 }
 
@@ -360,7 +373,10 @@ mod tests {
     #[test]
     fn filters_map_form() {
         let f = filters_json(&["status=exited".into(), "name=a".into(), "name=b".into()]).unwrap();
-        assert_eq!(f.as_deref(), Some(r#"{"status":["exited"],"name":["a","b"]}"#));
+        assert_eq!(
+            f.as_deref(),
+            Some(r#"{"status":["exited"],"name":["a","b"]}"#)
+        );
         assert!(filters_json(&["nope".into()]).is_err());
     }
 

@@ -153,7 +153,9 @@ pub async fn dispatch(ctx: &Ctx, c: NetworkCmd) -> anyhow::Result<()> {
                 "IPAM": {"Driver": "default", "Config": configs, "Options": {}},
                 "Options": kv(&a.opt), "Labels": kv(&a.label),
             });
-            let v: Value = client.post_json("/networks/create", &Query::new(), Some(&body)).await?;
+            let v: Value = client
+                .post_json("/networks/create", &Query::new(), Some(&body))
+                .await?;
             if let Some(w) = v["Warning"].as_str().filter(|w| !w.is_empty()) {
                 eprintln!("WARNING: {w}");
             }
@@ -168,10 +170,17 @@ pub async fn dispatch(ctx: &Ctx, c: NetworkCmd) -> anyhow::Result<()> {
                 .iter()
                 .map(|n| {
                     let id = n["Id"].as_str().unwrap_or("");
-                    let created = n["Created"].as_str().and_then(units::parse_rfc3339).unwrap_or(0);
+                    let created = n["Created"]
+                        .as_str()
+                        .and_then(units::parse_rfc3339)
+                        .unwrap_or(0);
                     let mut labels: Vec<String> = n["Labels"]
                         .as_object()
-                        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     labels.sort();
                     json!({
@@ -187,15 +196,27 @@ pub async fn dispatch(ctx: &Ctx, c: NetworkCmd) -> anyhow::Result<()> {
                 })
                 .collect();
             let header = json!({"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED"});
-            let format = if a.quiet { Some("{{.ID}}".to_string()) } else { a.format.clone() };
-            out(&format::render_rows(format.as_deref(), "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", &header, &rows)?);
+            let format = if a.quiet {
+                Some("{{.ID}}".to_string())
+            } else {
+                a.format.clone()
+            };
+            out(&format::render_rows(
+                format.as_deref(),
+                "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+                &header,
+                &rows,
+            )?);
             Ok(())
         }
         NetworkCmd::Inspect(a) => system::inspect_typed(ctx, a, "network").await,
         NetworkCmd::Rm(a) => {
             let force = a.force;
             for_each(&a.networks, |n| async move {
-                match client.delete(&format!("/networks/{n}"), &Query::new()).await {
+                match client
+                    .delete(&format!("/networks/{n}"), &Query::new())
+                    .await
+                {
                     Ok(_) => Ok(Some(n)),
                     Err(e) if force && e.is_not_found() => Ok(None),
                     Err(e) => Err(e.into()),
@@ -212,20 +233,46 @@ pub async fn dispatch(ctx: &Ctx, c: NetworkCmd) -> anyhow::Result<()> {
                 ipam.insert("IPv6Address".into(), json!(ip));
             }
             let body = json!({"Container": a.container, "EndpointConfig": {"Aliases": a.alias, "IPAMConfig": ipam}});
-            client.post(&format!("/networks/{}/connect", a.network), &Query::new(), Some(&body)).await?;
+            client
+                .post(
+                    &format!("/networks/{}/connect", a.network),
+                    &Query::new(),
+                    Some(&body),
+                )
+                .await?;
             Ok(())
         }
         NetworkCmd::Disconnect(a) => {
             let body = json!({"Container": a.container, "Force": a.force});
-            client.post(&format!("/networks/{}/disconnect", a.network), &Query::new(), Some(&body)).await?;
+            client
+                .post(
+                    &format!("/networks/{}/disconnect", a.network),
+                    &Query::new(),
+                    Some(&body),
+                )
+                .await?;
             Ok(())
         }
         NetworkCmd::Prune(a) => {
-            if !confirm("WARNING! This will remove all custom networks not used by at least one container.", a.force) {
+            if !confirm(
+                "WARNING! This will remove all custom networks not used by at least one container.",
+                a.force,
+            ) {
                 return Ok(());
             }
-            let v: Value = client.post_json("/networks/prune", &Query::new().opt("filters", filters_json(&a.filter)?), None).await?;
-            let deleted: Vec<&str> = v["NetworksDeleted"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let v: Value = client
+                .post_json(
+                    "/networks/prune",
+                    &Query::new().opt("filters", filters_json(&a.filter)?),
+                    None,
+                )
+                .await?;
+            let deleted: Vec<&str> = v["NetworksDeleted"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             if !deleted.is_empty() {
                 out(&format!("Deleted Networks:\n{}\n", deleted.join("\n")));
             }

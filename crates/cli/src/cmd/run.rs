@@ -252,10 +252,12 @@ fn read_env_file(p: &PathBuf) -> anyhow::Result<Vec<String>> {
 
 /// `[ip:][hostPort:]containerPort[/proto]` → ("80/tcp", binding).
 fn parse_publish(p: &str) -> anyhow::Result<(String, Value)> {
-    let (spec, proto) = p.rsplit_once('/').map(|(s, pr)| (s, pr)).unwrap_or((p, "tcp"));
+    let (spec, proto) = p.rsplit_once('/').unwrap_or((p, "tcp"));
     // IPv6 addresses come bracketed: [::1]:8080:80
     let (ip, rest) = if let Some(r) = spec.strip_prefix('[') {
-        let (ip, r) = r.split_once("]:").ok_or_else(|| anyhow!("invalid port spec {p:?}"))?;
+        let (ip, r) = r
+            .split_once("]:")
+            .ok_or_else(|| anyhow!("invalid port spec {p:?}"))?;
         (ip.to_string(), r.to_string())
     } else {
         let parts: Vec<&str> = spec.split(':').collect();
@@ -272,7 +274,10 @@ fn parse_publish(p: &str) -> anyhow::Result<(String, Value)> {
     if cport.is_empty() || !cport.chars().all(|c| c.is_ascii_digit() || c == '-') {
         bail!("invalid containerPort: {cport}");
     }
-    Ok((format!("{cport}/{proto}"), json!({"HostIp": ip, "HostPort": host_port})))
+    Ok((
+        format!("{cport}/{proto}"),
+        json!({"HostIp": ip, "HostPort": host_port}),
+    ))
 }
 
 fn parse_mount(spec: &str) -> anyhow::Result<Value> {
@@ -315,7 +320,8 @@ fn parse_mount(spec: &str) -> anyhow::Result<Value> {
                 tmpfs.insert("SizeBytes".into(), Value::from(n));
             }
             "tmpfs-mode" => {
-                let n = u32::from_str_radix(&v, 8).map_err(|_| anyhow!("invalid tmpfs-mode {v:?}"))?;
+                let n =
+                    u32::from_str_radix(&v, 8).map_err(|_| anyhow!("invalid tmpfs-mode {v:?}"))?;
                 tmpfs.insert("Mode".into(), Value::from(n));
             }
             _ => bail!("unexpected key '{k}' in '{field}'"),
@@ -342,7 +348,12 @@ fn parse_mount(spec: &str) -> anyhow::Result<Value> {
 
 fn parse_restart(s: &str) -> anyhow::Result<Value> {
     let (name, count) = match s.split_once(':') {
-        Some((n, c)) => (n, c.parse::<i64>().map_err(|_| anyhow!("invalid restart policy format: maximum retry count must be an integer"))?),
+        Some((n, c)) => (
+            n,
+            c.parse::<i64>().map_err(|_| {
+                anyhow!("invalid restart policy format: maximum retry count must be an integer")
+            })?,
+        ),
         None => (s, 0),
     };
     match name {
@@ -353,12 +364,17 @@ fn parse_restart(s: &str) -> anyhow::Result<Value> {
 }
 
 fn parse_ulimit(s: &str) -> anyhow::Result<Value> {
-    let (name, vals) = s.split_once('=').ok_or_else(|| anyhow!("invalid ulimit argument: {s}"))?;
+    let (name, vals) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("invalid ulimit argument: {s}"))?;
     let (soft, hard) = match vals.split_once(':') {
         Some((a, b)) => (a, b),
         None => (vals, vals),
     };
-    let n = |v: &str| v.parse::<i64>().map_err(|_| anyhow!("invalid ulimit argument: {s}"));
+    let n = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| anyhow!("invalid ulimit argument: {s}"))
+    };
     Ok(json!({"Name": name, "Soft": n(soft)?, "Hard": n(hard)?}))
 }
 
@@ -380,17 +396,26 @@ fn bind_source(v: &str) -> anyhow::Result<String> {
         let (src, rest) = v.split_once(':').unwrap_or((v, ""));
         let abs = std::env::current_dir()?.join(src);
         let abs = abs.to_string_lossy().to_string();
-        return Ok(if rest.is_empty() { abs } else { format!("{abs}:{rest}") });
+        return Ok(if rest.is_empty() {
+            abs
+        } else {
+            format!("{abs}:{rest}")
+        });
     }
     Ok(v.to_string())
 }
 
 /// docker sends a seccomp profile's content, not its path.
 fn security_opt(o: &str) -> anyhow::Result<String> {
-    if let Some(p) = o.strip_prefix("seccomp=").or_else(|| o.strip_prefix("seccomp:")) {
+    if let Some(p) = o
+        .strip_prefix("seccomp=")
+        .or_else(|| o.strip_prefix("seccomp:"))
+    {
         if p != "unconfined" && p != "builtin" {
-            let text = std::fs::read_to_string(p).with_context(|| format!("opening seccomp profile ({p}) failed"))?;
-            let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing seccomp profile {p}"))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("opening seccomp profile ({p}) failed"))?;
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing seccomp profile {p}"))?;
             return Ok(format!("seccomp={v}"));
         }
     }
@@ -413,7 +438,11 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
         bindings.entry(port).or_default().push(b);
     }
     for e in &o.expose {
-        let port = if e.contains('/') { e.clone() } else { format!("{e}/tcp") };
+        let port = if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        };
         exposed.insert(port, json!({}));
     }
 
@@ -426,7 +455,11 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
             volumes.insert(v.clone(), json!({}));
         }
     }
-    let mounts = o.mount.iter().map(|m| parse_mount(m)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mounts = o
+        .mount
+        .iter()
+        .map(|m| parse_mount(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let tmpfs: Map<String, Value> = o
         .tmpfs
@@ -437,9 +470,19 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
         })
         .collect();
 
-    let entrypoint = o.entrypoint.as_ref().map(|e| if e.is_empty() { vec![String::new()] } else { vec![e.clone()] });
+    let entrypoint = o.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            vec![String::new()]
+        } else {
+            vec![e.clone()]
+        }
+    });
     let network = o.network.clone().unwrap_or_else(|| "default".to_string());
-    let security_opt = o.security_opt.iter().map(|s| security_opt(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let security_opt = o
+        .security_opt
+        .iter()
+        .map(|s| security_opt(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let mut config = json!({
         "Hostname": o.hostname.clone().unwrap_or_default(),
@@ -493,15 +536,24 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
         "Sysctls": kv_list(&o.sysctl),
         "LogConfig": {"Type": o.log_driver.clone().unwrap_or_default(), "Config": kv_list(&o.log_opt)},
     });
-    let h = host.as_object_mut().ok_or_else(|| anyhow!("internal: host config"))?;
+    let h = host
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("internal: host config"))?;
     if o.init {
         h.insert("Init".into(), json!(true));
     }
     if let Some(m) = &o.memory {
-        h.insert("Memory".into(), json!(units::parse_ram(m).ok_or_else(|| anyhow!("invalid memory {m:?}"))?));
+        h.insert(
+            "Memory".into(),
+            json!(units::parse_ram(m).ok_or_else(|| anyhow!("invalid memory {m:?}"))?),
+        );
     }
     if let Some(m) = &o.memory_swap {
-        let v = if m == "-1" { -1 } else { units::parse_ram(m).ok_or_else(|| anyhow!("invalid memory-swap {m:?}"))? };
+        let v = if m == "-1" {
+            -1
+        } else {
+            units::parse_ram(m).ok_or_else(|| anyhow!("invalid memory-swap {m:?}"))?
+        };
         h.insert("MemorySwap".into(), json!(v));
     }
     if let Some(c) = o.cpus {
@@ -517,7 +569,10 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
         h.insert("PidsLimit".into(), json!(p));
     }
     if let Some(s) = &o.shm_size {
-        h.insert("ShmSize".into(), json!(units::parse_ram(s).ok_or_else(|| anyhow!("invalid shm-size {s:?}"))?));
+        h.insert(
+            "ShmSize".into(),
+            json!(units::parse_ram(s).ok_or_else(|| anyhow!("invalid shm-size {s:?}"))?),
+        );
     }
     for (flag, key) in [
         (&o.pid, "PidMode"),
@@ -551,22 +606,41 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
 /// Creates the container, pulling the image first when the daemon lacks it
 /// (or always with `--pull always`). Returns the new ID.
 pub async fn create(ctx: &Ctx, o: &CreateOpts, attach: bool) -> anyhow::Result<String> {
-    let body = create_body(o, attach).map_err(|e| Fail { code: 125, msg: format!("{e:#}") })?;
-    let reference = Reference::parse(&o.image).map_err(|e| Fail { code: 125, msg: e.to_string() })?;
-    let query = Query::new().opt("name", o.name.clone()).opt("platform", o.platform.clone());
+    let body = create_body(o, attach).map_err(|e| Fail {
+        code: 125,
+        msg: format!("{e:#}"),
+    })?;
+    let reference = Reference::parse(&o.image).map_err(|e| Fail {
+        code: 125,
+        msg: e.to_string(),
+    })?;
+    let query = Query::new()
+        .opt("name", o.name.clone())
+        .opt("platform", o.platform.clone());
     if o.pull == "always" {
         pull_for_run(ctx, o, &reference).await?;
     }
-    let mut result = ctx.client.post_json::<Value>("/containers/create", &query, Some(&body)).await;
+    let mut result = ctx
+        .client
+        .post_json::<Value>("/containers/create", &query, Some(&body))
+        .await;
     if let Err(e) = &result {
         if e.is_not_found() && o.pull != "never" && is_missing_image(e) {
             eprintln!("Unable to find image '{}' locally", display_ref(&reference));
             pull_for_run(ctx, o, &reference).await?;
-            result = ctx.client.post_json::<Value>("/containers/create", &query, Some(&body)).await;
+            result = ctx
+                .client
+                .post_json::<Value>("/containers/create", &query, Some(&body))
+                .await;
         }
     }
     let created = result.map_err(daemon_fail)?;
-    for w in created.get("Warnings").and_then(Value::as_array).into_iter().flatten() {
+    for w in created
+        .get("Warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(w) = w.as_str() {
             eprintln!("WARNING: {w}");
         }
@@ -574,10 +648,16 @@ pub async fn create(ctx: &Ctx, o: &CreateOpts, attach: bool) -> anyhow::Result<S
     let id = created
         .get("Id")
         .and_then(Value::as_str)
-        .ok_or_else(|| Fail { code: 125, msg: "the daemon returned no container ID".into() })?
+        .ok_or_else(|| Fail {
+            code: 125,
+            msg: "the daemon returned no container ID".into(),
+        })?
         .to_string();
     if let Some(p) = &o.cidfile {
-        std::fs::write(p, &id).map_err(|e| Fail { code: 125, msg: format!("failed to write the container ID to {}: {e}", p.display()) })?;
+        std::fs::write(p, &id).map_err(|e| Fail {
+            code: 125,
+            msg: format!("failed to write the container ID to {}: {e}", p.display()),
+        })?;
     }
     Ok(id)
 }
@@ -596,18 +676,38 @@ fn is_missing_image(e: &ClientError) -> bool {
 fn display_ref(r: &Reference) -> String {
     match &r.digest {
         Some(d) => format!("{}@{d}", r.familiar_repo()),
-        None => format!("{}:{}", r.familiar_repo(), r.tag.as_deref().unwrap_or("latest")),
+        None => format!(
+            "{}:{}",
+            r.familiar_repo(),
+            r.tag.as_deref().unwrap_or("latest")
+        ),
     }
 }
 
 async fn pull_for_run(ctx: &Ctx, o: &CreateOpts, r: &Reference) -> anyhow::Result<()> {
-    image::pull(ctx, r, o.platform.as_deref(), o.quiet, crate::progress::Target::Stderr)
-        .await
-        .map_err(|e| Fail { code: 125, msg: super::error_line(&e) }.into())
+    image::pull(
+        ctx,
+        r,
+        o.platform.as_deref(),
+        o.quiet,
+        crate::progress::Target::Stderr,
+    )
+    .await
+    .map_err(|e| {
+        Fail {
+            code: 125,
+            msg: super::error_line(&e),
+        }
+        .into()
+    })
 }
 
 pub fn daemon_fail(e: ClientError) -> anyhow::Error {
-    Fail { code: 125, msg: e.to_string() }.into()
+    Fail {
+        code: 125,
+        msg: e.to_string(),
+    }
+    .into()
 }
 
 pub async fn create_cmd(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
@@ -620,9 +720,15 @@ pub async fn create_cmd(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
 fn start_fail(e: ClientError) -> anyhow::Error {
     let msg = e.to_string();
     let lower = msg.to_lowercase();
-    let code = if lower.contains("executable file not found") || lower.contains("no such file or directory") || lower.contains("not found in $path") {
+    let code = if lower.contains("executable file not found")
+        || lower.contains("no such file or directory")
+        || lower.contains("not found in $path")
+    {
         127
-    } else if lower.contains("permission denied") || lower.contains("cannot execute") || lower.contains("exec format error") {
+    } else if lower.contains("permission denied")
+        || lower.contains("cannot execute")
+        || lower.contains("exec format error")
+    {
         126
     } else {
         125
@@ -632,8 +738,14 @@ fn start_fail(e: ClientError) -> anyhow::Error {
 
 pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     let o = &a.opts;
-    let detach_keys_str = a.detach_keys.clone().unwrap_or_else(|| DEFAULT_DETACH_KEYS.to_string());
-    let detach_keys = crate::tty::parse_detach_keys(&detach_keys_str).map_err(|e| Fail { code: 125, msg: e.to_string() })?;
+    let detach_keys_str = a
+        .detach_keys
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DETACH_KEYS.to_string());
+    let detach_keys = crate::tty::parse_detach_keys(&detach_keys_str).map_err(|e| Fail {
+        code: 125,
+        msg: e.to_string(),
+    })?;
     if a.detach {
         let id = create(ctx, o, false).await?;
         ctx.client
@@ -644,35 +756,68 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if o.tty && o.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return Err(Fail { code: 1, msg: "the input device is not a TTY".into() }.into());
+        return Err(Fail {
+            code: 1,
+            msg: "the input device is not a TTY".into(),
+        }
+        .into());
     }
     let id = create(ctx, o, true).await?;
     let client = &ctx.client;
 
-    let mut q = Query::new().set("stream", "1").set("stdout", "1").set("stderr", "1").flag("stdin", o.interactive);
+    let mut q = Query::new()
+        .set("stream", "1")
+        .set("stdout", "1")
+        .set("stderr", "1")
+        .flag("stdin", o.interactive);
     if a.detach_keys.is_some() {
         q = q.set("detachKeys", detach_keys_str.clone());
     }
-    let io = client.hijack(&format!("/containers/{id}/attach"), &q, None).await.map_err(daemon_fail)?;
+    let io = client
+        .hijack(&format!("/containers/{id}/attach"), &q, None)
+        .await
+        .map_err(daemon_fail)?;
 
     // Registered before start so a fast exit is not missed.
     let condition = if o.rm { "removed" } else { "next-exit" };
     let wait = client
-        .post(&format!("/containers/{id}/wait"), &Query::new().set("condition", condition), None)
+        .post(
+            &format!("/containers/{id}/wait"),
+            &Query::new().set("condition", condition),
+            None,
+        )
         .await
         .map_err(daemon_fail)?;
 
-    let raw = if o.tty && o.interactive { crate::tty::RawGuard::stdin()? } else { None };
-    if let Err(e) = client.post(&format!("/containers/{id}/start"), &Query::new(), None).await {
+    let raw = if o.tty && o.interactive {
+        crate::tty::RawGuard::stdin()?
+    } else {
+        None
+    };
+    if let Err(e) = client
+        .post(&format!("/containers/{id}/start"), &Query::new(), None)
+        .await
+    {
         drop(raw);
         if o.rm {
-            let _ = client.delete(&format!("/containers/{id}"), &Query::new().set("force", "1")).await;
+            let _ = client
+                .delete(
+                    &format!("/containers/{id}"),
+                    &Query::new().set("force", "1"),
+                )
+                .await;
         }
         return Err(start_fail(e));
     }
-    let resizer = o.tty.then(|| stdio::spawn_resizer(client.clone(), format!("/containers/{id}/resize")));
+    let resizer = o
+        .tty
+        .then(|| stdio::spawn_resizer(client.clone(), format!("/containers/{id}/resize")));
     let proxy = (a.sig_proxy && !o.tty).then(|| stdio::spawn_sig_proxy(client.clone(), id.clone()));
-    let opts = StreamOpts { tty: o.tty, stdin: o.interactive, detach_keys };
+    let opts = StreamOpts {
+        tty: o.tty,
+        stdin: o.interactive,
+        detach_keys,
+    };
     let end = stdio::pump(io, &opts).await;
     if let Some(r) = resizer {
         r.abort();
@@ -696,10 +841,21 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
 
 /// The exit status in a wait answer (`{"StatusCode":N,"Error":{...}}`).
 pub fn wait_status(body: bytes::Bytes) -> anyhow::Result<i32> {
-    let v: Value = serde_json::from_slice(&body).map_err(|e| Fail { code: 125, msg: format!("cannot decode wait result: {e}") })?;
-    if let Some(m) = v.get("Error").and_then(|e| e.get("Message")).and_then(Value::as_str) {
+    let v: Value = serde_json::from_slice(&body).map_err(|e| Fail {
+        code: 125,
+        msg: format!("cannot decode wait result: {e}"),
+    })?;
+    if let Some(m) = v
+        .get("Error")
+        .and_then(|e| e.get("Message"))
+        .and_then(Value::as_str)
+    {
         if !m.is_empty() {
-            return Err(Fail { code: 125, msg: m.to_string() }.into());
+            return Err(Fail {
+                code: 125,
+                msg: m.to_string(),
+            }
+            .into());
         }
     }
     Ok(v.get("StatusCode").and_then(Value::as_i64).unwrap_or(0) as i32)
@@ -725,10 +881,43 @@ mod tests {
     #[test]
     fn flags_map_to_create_body() {
         let b = body(&[
-            "--name", "n", "-e", "A=1", "-p", "127.0.0.1:8080:80", "-p", "53/udp", "-v", "/h:/c:ro", "-v", "/anon",
-            "-m", "64m", "--cpus", "1.5", "--pids-limit", "10", "--restart", "on-failure:3", "--rm", "-h", "hn",
-            "-l", "k=v", "--tmpfs", "/run:size=1m", "--network", "none", "--network-alias", "a", "--init",
-            "-it", "busybox", "sh", "-c", "echo hi",
+            "--name",
+            "n",
+            "-e",
+            "A=1",
+            "-p",
+            "127.0.0.1:8080:80",
+            "-p",
+            "53/udp",
+            "-v",
+            "/h:/c:ro",
+            "-v",
+            "/anon",
+            "-m",
+            "64m",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "10",
+            "--restart",
+            "on-failure:3",
+            "--rm",
+            "-h",
+            "hn",
+            "-l",
+            "k=v",
+            "--tmpfs",
+            "/run:size=1m",
+            "--network",
+            "none",
+            "--network-alias",
+            "a",
+            "--init",
+            "-it",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi",
         ]);
         assert_eq!(b["Image"], "busybox");
         assert_eq!(b["Cmd"], json!(["sh", "-c", "echo hi"]));
@@ -740,24 +929,45 @@ mod tests {
         assert_eq!(b["Volumes"], json!({"/anon": {}}));
         assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         let h = &b["HostConfig"];
-        assert_eq!(h["PortBindings"]["80/tcp"], json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}]));
-        assert_eq!(h["PortBindings"]["53/udp"], json!([{"HostIp": "", "HostPort": ""}]));
+        assert_eq!(
+            h["PortBindings"]["80/tcp"],
+            json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}])
+        );
+        assert_eq!(
+            h["PortBindings"]["53/udp"],
+            json!([{"HostIp": "", "HostPort": ""}])
+        );
         assert_eq!(h["Binds"], json!(["/h:/c:ro"]));
         assert_eq!(h["Memory"], 64 * 1024 * 1024);
         assert_eq!(h["NanoCpus"], 1_500_000_000i64);
         assert_eq!(h["PidsLimit"], 10);
-        assert_eq!(h["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 3}));
+        assert_eq!(
+            h["RestartPolicy"],
+            json!({"Name": "on-failure", "MaximumRetryCount": 3})
+        );
         assert_eq!(h["AutoRemove"], true);
         assert_eq!(h["Tmpfs"], json!({"/run": "size=1m"}));
         assert_eq!(h["NetworkMode"], "none");
         assert_eq!(h["Init"], true);
-        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"]["none"]["Aliases"], json!(["a"]));
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"]["none"]["Aliases"],
+            json!(["a"])
+        );
     }
 
     #[test]
     fn mounts_and_entrypoint() {
-        let b = body(&["--mount", "type=bind,source=/a,target=/b,readonly", "--entrypoint", "", "img"]);
-        assert_eq!(b["HostConfig"]["Mounts"], json!([{"Source": "/a", "Target": "/b", "ReadOnly": true, "Type": "bind"}]));
+        let b = body(&[
+            "--mount",
+            "type=bind,source=/a,target=/b,readonly",
+            "--entrypoint",
+            "",
+            "img",
+        ]);
+        assert_eq!(
+            b["HostConfig"]["Mounts"],
+            json!([{"Source": "/a", "Target": "/b", "ReadOnly": true, "Type": "bind"}])
+        );
         assert_eq!(b["Entrypoint"], json!([""]));
         assert_eq!(b["Cmd"], Value::Null);
         assert!(parse_mount("type=bind,source=/a").is_err());

@@ -35,28 +35,53 @@ fn header() -> Value {
 /// One table row from a stats sample.
 pub fn row(container: &str, s: &Value, trunc: bool) -> Value {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
-    let cpu_delta = f(&s["cpu_stats"]["cpu_usage"]["total_usage"]) - f(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
-    let sys_delta = f(&s["cpu_stats"]["system_cpu_usage"]) - f(&s["precpu_stats"]["system_cpu_usage"]);
+    let cpu_delta = f(&s["cpu_stats"]["cpu_usage"]["total_usage"])
+        - f(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
+    let sys_delta =
+        f(&s["cpu_stats"]["system_cpu_usage"]) - f(&s["precpu_stats"]["system_cpu_usage"]);
     let online = s["cpu_stats"]["online_cpus"]
         .as_f64()
         .filter(|n| *n > 0.0)
-        .or_else(|| s["cpu_stats"]["cpu_usage"]["percpu_usage"].as_array().map(|a| a.len() as f64))
+        .or_else(|| {
+            s["cpu_stats"]["cpu_usage"]["percpu_usage"]
+                .as_array()
+                .map(|a| a.len() as f64)
+        })
         .unwrap_or(1.0);
-    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 { cpu_delta / sys_delta * online * 100.0 } else { 0.0 };
+    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 {
+        cpu_delta / sys_delta * online * 100.0
+    } else {
+        0.0
+    };
     let mem = &s["memory_stats"];
     let usage = f(&mem["usage"]);
     // docker subtracts the page cache: v1 total_inactive_file, v2 inactive_file
-    let cache = mem["stats"]["total_inactive_file"].as_f64().or_else(|| mem["stats"]["inactive_file"].as_f64()).unwrap_or(0.0);
+    let cache = mem["stats"]["total_inactive_file"]
+        .as_f64()
+        .or_else(|| mem["stats"]["inactive_file"].as_f64())
+        .unwrap_or(0.0);
     let used = if cache < usage { usage - cache } else { usage };
     let limit = f(&mem["limit"]);
-    let mem_pct = if limit > 0.0 { used / limit * 100.0 } else { 0.0 };
+    let mem_pct = if limit > 0.0 {
+        used / limit * 100.0
+    } else {
+        0.0
+    };
     let (mut rx, mut tx) = (0.0, 0.0);
-    for n in s["networks"].as_object().into_iter().flat_map(|m| m.values()) {
+    for n in s["networks"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
         rx += f(&n["rx_bytes"]);
         tx += f(&n["tx_bytes"]);
     }
     let (mut rd, mut wr) = (0.0, 0.0);
-    for e in s["blkio_stats"]["io_service_bytes_recursive"].as_array().into_iter().flatten() {
+    for e in s["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         match e["op"].as_str().map(str::to_lowercase).as_deref() {
             Some("read") => rd += f(&e["value"]),
             Some("write") => wr += f(&e["value"]),
@@ -80,8 +105,13 @@ pub fn row(container: &str, s: &Value, trunc: bool) -> Value {
 
 async fn sample(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<Vec<Value>> {
     let names: Vec<String> = if a.containers.is_empty() {
-        let list: Vec<Value> = ctx.client.get_json("/containers/json", &Query::new().flag("all", a.all)).await?;
-        list.iter().filter_map(|c| c["Id"].as_str().map(str::to_string)).collect()
+        let list: Vec<Value> = ctx
+            .client
+            .get_json("/containers/json", &Query::new().flag("all", a.all))
+            .await?;
+        list.iter()
+            .filter_map(|c| c["Id"].as_str().map(str::to_string))
+            .collect()
     } else {
         a.containers.clone()
     };
@@ -89,7 +119,10 @@ async fn sample(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<Vec<Value>> {
     for n in names {
         let s: Value = ctx
             .client
-            .get_json(&format!("/containers/{n}/stats"), &Query::new().set("stream", "false"))
+            .get_json(
+                &format!("/containers/{n}/stats"),
+                &Query::new().set("stream", "false"),
+            )
             .await?;
         rows.push(row(&n, &s, !a.no_trunc));
     }

@@ -31,7 +31,8 @@ pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 pub async fn pump(io: Hijacked, opts: &StreamOpts) -> anyhow::Result<StreamEnd> {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut stdin_rx = opts.stdin.then(spawn_stdin_reader);
-    let mut watcher = (opts.tty && !opts.detach_keys.is_empty()).then(|| DetachWatcher::new(opts.detach_keys.clone()));
+    let mut watcher = (opts.tty && !opts.detach_keys.is_empty())
+        .then(|| DetachWatcher::new(opts.detach_keys.clone()));
     let mut demux = Demux::new();
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -132,7 +133,9 @@ pub fn spawn_resizer(client: Client, path: String) -> tokio::task::JoinHandle<()
             }
         };
         send(client.clone(), path.clone()).await;
-        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+        let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
             return;
         };
         while sig.recv().await.is_some() {
@@ -169,7 +172,10 @@ pub fn spawn_sig_proxy(client: Client, id: String) -> tokio::task::JoinHandle<()
         drop(tx);
         while let Some(name) = rx.recv().await {
             let q = Query::new().set("signal", name);
-            if let Err(e) = client.post(&format!("/containers/{id}/kill"), &q, None).await {
+            if let Err(e) = client
+                .post(&format!("/containers/{id}/kill"), &q, None)
+                .await
+            {
                 tracing::debug!("forwarding {name} failed: {e}");
             }
         }

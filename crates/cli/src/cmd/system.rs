@@ -199,15 +199,27 @@ pub async fn version(client: &mut Client, a: &VersionArgs) -> anyhow::Result<()>
         }
     };
     let g = |k: &str| s[k].as_str().unwrap_or("").to_string();
-    text.push_str(&format!("\nServer: {}\n", s["Platform"]["Name"].as_str().unwrap_or("")).replace(": \n", ":\n"));
+    text.push_str(
+        &format!(
+            "\nServer: {}\n",
+            s["Platform"]["Name"].as_str().unwrap_or("")
+        )
+        .replace(": \n", ":\n"),
+    );
     let components = s["Components"].as_array().cloned().unwrap_or_default();
     let engine = components.iter().find(|c| c["Name"] == "Engine");
     text.push_str(" Engine:\n");
     text.push_str(&format!("  Version:\t{}\n", g("Version")));
-    text.push_str(&format!("  API version:\t{} (minimum version {})\n", g("ApiVersion"), g("MinAPIVersion")));
+    text.push_str(&format!(
+        "  API version:\t{} (minimum version {})\n",
+        g("ApiVersion"),
+        g("MinAPIVersion")
+    ));
     text.push_str(&format!("  Go version:\t{}\n", g("GoVersion")));
     text.push_str(&format!("  Git commit:\t{}\n", g("GitCommit")));
-    let built = units::parse_rfc3339(&g("BuildTime")).map(units::ansic).unwrap_or_else(|| g("BuildTime"));
+    let built = units::parse_rfc3339(&g("BuildTime"))
+        .map(units::ansic)
+        .unwrap_or_else(|| g("BuildTime"));
     text.push_str(&format!("  Built:\t{built}\n"));
     text.push_str(&format!("  OS/Arch:\t{}/{}\n", g("Os"), g("Arch")));
     let experimental = engine
@@ -217,7 +229,10 @@ pub async fn version(client: &mut Client, a: &VersionArgs) -> anyhow::Result<()>
     text.push_str(&format!("  Experimental:\t{experimental}\n"));
     for c in components.iter().filter(|c| c["Name"] != "Engine") {
         text.push_str(&format!(" {}:\n", c["Name"].as_str().unwrap_or("")));
-        text.push_str(&format!("  Version:\t{}\n", c["Version"].as_str().unwrap_or("")));
+        text.push_str(&format!(
+            "  Version:\t{}\n",
+            c["Version"].as_str().unwrap_or("")
+        ));
         if let Some(d) = c["Details"].as_object() {
             let mut keys: Vec<&String> = d.keys().collect();
             keys.sort();
@@ -257,26 +272,72 @@ pub async fn info(ctx: &Ctx, a: &InfoArgs) -> anyhow::Result<()> {
         Value::Null => String::new(),
         o => o.to_string(),
     };
-    s.push_str(&format!(" Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n", n("Containers"), n("ContainersRunning"), n("ContainersPaused"), n("ContainersStopped")));
-    s.push_str(&format!(" Images: {}\n Server Version: {}\n Storage Driver: {}\n", n("Images"), st("ServerVersion"), st("Driver")));
+    s.push_str(&format!(
+        " Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n",
+        n("Containers"),
+        n("ContainersRunning"),
+        n("ContainersPaused"),
+        n("ContainersStopped")
+    ));
+    s.push_str(&format!(
+        " Images: {}\n Server Version: {}\n Storage Driver: {}\n",
+        n("Images"),
+        st("ServerVersion"),
+        st("Driver")
+    ));
     for pair in v["DriverStatus"].as_array().into_iter().flatten() {
-        if let Some([k, val]) = pair.as_array().map(|p| [p.first().cloned().unwrap_or_default(), p.get(1).cloned().unwrap_or_default()]) {
-            s.push_str(&format!("  {}: {}\n", k.as_str().unwrap_or(""), val.as_str().unwrap_or("")));
+        if let Some([k, val]) = pair.as_array().map(|p| {
+            [
+                p.first().cloned().unwrap_or_default(),
+                p.get(1).cloned().unwrap_or_default(),
+            ]
+        }) {
+            s.push_str(&format!(
+                "  {}: {}\n",
+                k.as_str().unwrap_or(""),
+                val.as_str().unwrap_or("")
+            ));
         }
     }
-    s.push_str(&format!(" Logging Driver: {}\n Cgroup Driver: {}\n Cgroup Version: {}\n", st("LoggingDriver"), st("CgroupDriver"), st("CgroupVersion")));
+    s.push_str(&format!(
+        " Logging Driver: {}\n Cgroup Driver: {}\n Cgroup Version: {}\n",
+        st("LoggingDriver"),
+        st("CgroupDriver"),
+        st("CgroupVersion")
+    ));
     s.push_str(" Plugins:\n");
     for (k, label) in [("Volume", "Volume"), ("Network", "Network"), ("Log", "Log")] {
-        let list: Vec<&str> = v["Plugins"][k].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let list: Vec<&str> = v["Plugins"][k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         s.push_str(&format!("  {label}: {}\n", list.join(" ")));
     }
-    let mut runtimes: Vec<&String> = v["Runtimes"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    let mut runtimes: Vec<&String> = v["Runtimes"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
     runtimes.sort();
-    s.push_str(&format!(" Runtimes: {}\n Default Runtime: {}\n", runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "), st("DefaultRuntime")));
+    s.push_str(&format!(
+        " Runtimes: {}\n Default Runtime: {}\n",
+        runtimes
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        st("DefaultRuntime")
+    ));
     if !v["InitBinary"].is_null() {
         s.push_str(&format!(" Init Binary: {}\n", st("InitBinary")));
     }
-    let opts: Vec<&str> = v["SecurityOptions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let opts: Vec<&str> = v["SecurityOptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     if !opts.is_empty() {
         s.push_str(" Security Options:\n");
         for o in opts {
@@ -301,15 +362,28 @@ pub async fn info(ctx: &Ctx, a: &InfoArgs) -> anyhow::Result<()> {
         units::bytes_size(v["MemTotal"].as_f64().unwrap_or(0.0)), st("Name"), st("ID"), st("DockerRootDir"),
         v["Debug"].as_bool().unwrap_or(false), v["ExperimentalBuild"].as_bool().unwrap_or(false)
     ));
-    let insecure: Vec<&str> = v["RegistryConfig"]["InsecureRegistryCIDRs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let insecure: Vec<&str> = v["RegistryConfig"]["InsecureRegistryCIDRs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     if !insecure.is_empty() {
         s.push_str(" Insecure Registries:\n");
         for i in insecure {
             s.push_str(&format!("  {i}\n"));
         }
     }
-    s.push_str(&format!(" Live Restore Enabled: {}\n", v["LiveRestoreEnabled"].as_bool().unwrap_or(false)));
-    let warnings: Vec<&str> = v["Warnings"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    s.push_str(&format!(
+        " Live Restore Enabled: {}\n",
+        v["LiveRestoreEnabled"].as_bool().unwrap_or(false)
+    ));
+    let warnings: Vec<&str> = v["Warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     s.push('\n');
     out(&s);
     for w in warnings {
@@ -321,7 +395,10 @@ pub async fn info(ctx: &Ctx, a: &InfoArgs) -> anyhow::Result<()> {
 /// The path of an object type's inspect endpoint.
 fn inspect_path(typ: &str, name: &str, size: bool) -> (String, Query) {
     match typ {
-        "container" => (format!("/containers/{name}/json"), Query::new().flag("size", size)),
+        "container" => (
+            format!("/containers/{name}/json"),
+            Query::new().flag("size", size),
+        ),
         "image" => (format!("/images/{name}/json"), Query::new()),
         "network" => (format!("/networks/{name}"), Query::new()),
         "volume" => (format!("/volumes/{name}"), Query::new()),
@@ -329,7 +406,13 @@ fn inspect_path(typ: &str, name: &str, size: bool) -> (String, Query) {
     }
 }
 
-async fn inspect_many(ctx: &Ctx, names: &[String], types: &[&str], size: bool, format: Option<&str>) -> anyhow::Result<()> {
+async fn inspect_many(
+    ctx: &Ctx,
+    names: &[String],
+    types: &[&str],
+    size: bool,
+    format: Option<&str>,
+) -> anyhow::Result<()> {
     let mut found = Vec::new();
     let mut failed = false;
     for name in names {
@@ -396,10 +479,16 @@ fn event_line(e: &Value) -> String {
         e["Action"].as_str().unwrap_or(""),
         e["Actor"]["ID"].as_str().unwrap_or("")
     ));
-    if let Some(attrs) = e["Actor"]["Attributes"].as_object().filter(|m| !m.is_empty()) {
+    if let Some(attrs) = e["Actor"]["Attributes"]
+        .as_object()
+        .filter(|m| !m.is_empty())
+    {
         let mut kv: Vec<_> = attrs.iter().collect();
         kv.sort_by(|a, b| a.0.cmp(b.0));
-        let parts: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+        let parts: Vec<String> = kv
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
         s.push_str(&format!(" ({})", parts.join(", ")));
     }
     s
@@ -410,11 +499,16 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> anyhow::Result<()> {
         .opt("since", a.since.as_deref().map(time_arg))
         .opt("until", a.until.as_deref().map(time_arg))
         .opt("filters", filters_json(&a.filter)?);
-    let resp = ctx.client.call(http::Method::GET, "/events", &q, ReqBody::empty(), &[]).await?;
+    let resp = ctx
+        .client
+        .call(http::Method::GET, "/events", &q, ReqBody::empty(), &[])
+        .await?;
     let tmpl = match a.format.as_deref() {
         None | Some("") => None,
         Some("json") => Some(Template::parse("{{json .}}")?),
-        Some(f) => Some(Template::parse(&f.replace("\\t", "\t").replace("\\n", "\n"))?),
+        Some(f) => Some(Template::parse(
+            &f.replace("\\t", "\t").replace("\\n", "\n"),
+        )?),
     };
     let mut body = resp.into_body();
     let mut lines = JsonLines::new();
@@ -432,7 +526,11 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> anyhow::Result<()> {
 
 fn pct(reclaimable: f64, total: f64) -> String {
     if total > 0.0 {
-        format!("{} ({}%)", units::human_size(reclaimable), ((reclaimable * 100.0) / total) as i64)
+        format!(
+            "{} ({}%)",
+            units::human_size(reclaimable),
+            ((reclaimable * 100.0) / total) as i64
+        )
     } else {
         units::human_size(reclaimable)
     }
@@ -445,18 +543,39 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> anyhow::Result<()> {
     let containers = arr("Containers");
     let volumes = arr("Volumes");
     let cache = arr("BuildCache");
-    let img_total = v["LayersSize"].as_f64().unwrap_or_else(|| images.iter().filter_map(|i| i["Size"].as_f64()).sum());
-    let img_active = images.iter().filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0).count();
+    let img_total = v["LayersSize"]
+        .as_f64()
+        .unwrap_or_else(|| images.iter().filter_map(|i| i["Size"].as_f64()).sum());
+    let img_active = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
+        .count();
     let img_used: f64 = images
         .iter()
         .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
-        .map(|i| i["Size"].as_f64().unwrap_or(0.0) - i["SharedSize"].as_f64().unwrap_or(0.0).max(0.0))
+        .map(|i| {
+            i["Size"].as_f64().unwrap_or(0.0) - i["SharedSize"].as_f64().unwrap_or(0.0).max(0.0)
+        })
         .sum();
     let c_size: f64 = containers.iter().filter_map(|c| c["SizeRw"].as_f64()).sum();
-    let c_active = containers.iter().filter(|c| c["State"] == "running").count();
-    let c_recl: f64 = containers.iter().filter(|c| c["State"] != "running").filter_map(|c| c["SizeRw"].as_f64()).sum();
-    let v_size: f64 = volumes.iter().filter_map(|x| x["UsageData"]["Size"].as_f64()).filter(|s| *s > 0.0).sum();
-    let v_active = volumes.iter().filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0).count();
+    let c_active = containers
+        .iter()
+        .filter(|c| c["State"] == "running")
+        .count();
+    let c_recl: f64 = containers
+        .iter()
+        .filter(|c| c["State"] != "running")
+        .filter_map(|c| c["SizeRw"].as_f64())
+        .sum();
+    let v_size: f64 = volumes
+        .iter()
+        .filter_map(|x| x["UsageData"]["Size"].as_f64())
+        .filter(|s| *s > 0.0)
+        .sum();
+    let v_active = volumes
+        .iter()
+        .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0)
+        .count();
     let v_recl: f64 = volumes
         .iter()
         .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) == 0)
@@ -464,16 +583,45 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> anyhow::Result<()> {
         .filter(|s| *s > 0.0)
         .sum();
     let b_size: f64 = cache.iter().filter_map(|x| x["Size"].as_f64()).sum();
-    let b_active = cache.iter().filter(|x| x["InUse"].as_bool().unwrap_or(false)).count();
-    let b_recl: f64 = cache.iter().filter(|x| !x["InUse"].as_bool().unwrap_or(false)).filter_map(|x| x["Size"].as_f64()).sum();
-    let row = |t: &str, total: usize, active: usize, size: f64, recl: String| {
-        json!({"Type": t, "TotalCount": total.to_string(), "Active": active.to_string(), "Size": units::human_size(size), "Reclaimable": recl})
-    };
+    let b_active = cache
+        .iter()
+        .filter(|x| x["InUse"].as_bool().unwrap_or(false))
+        .count();
+    let b_recl: f64 = cache
+        .iter()
+        .filter(|x| !x["InUse"].as_bool().unwrap_or(false))
+        .filter_map(|x| x["Size"].as_f64())
+        .sum();
+    let row = |t: &str, total: usize, active: usize, size: f64, recl: String| json!({"Type": t, "TotalCount": total.to_string(), "Active": active.to_string(), "Size": units::human_size(size), "Reclaimable": recl});
     let rows = vec![
-        row("Images", images.len(), img_active, img_total, pct((img_total - img_used).max(0.0), img_total)),
-        row("Containers", containers.len(), c_active, c_size, pct(c_recl, c_size)),
-        row("Local Volumes", volumes.len(), v_active, v_size, pct(v_recl, v_size)),
-        row("Build Cache", cache.len(), b_active, b_size, units::human_size(b_recl)),
+        row(
+            "Images",
+            images.len(),
+            img_active,
+            img_total,
+            pct((img_total - img_used).max(0.0), img_total),
+        ),
+        row(
+            "Containers",
+            containers.len(),
+            c_active,
+            c_size,
+            pct(c_recl, c_size),
+        ),
+        row(
+            "Local Volumes",
+            volumes.len(),
+            v_active,
+            v_size,
+            pct(v_recl, v_size),
+        ),
+        row(
+            "Build Cache",
+            cache.len(),
+            b_active,
+            b_size,
+            units::human_size(b_recl),
+        ),
     ];
     if a.verbose {
         bail!("berth system df --verbose is not implemented yet");
@@ -493,7 +641,11 @@ pub async fn prune(ctx: &Ctx, a: SystemPruneArgs) -> anyhow::Result<()> {
     if a.volumes {
         warning.push_str("  - all anonymous volumes not used by at least one container\n");
     }
-    warning.push_str(if a.all { "  - all images without at least one container associated to them\n" } else { "  - all dangling images\n" });
+    warning.push_str(if a.all {
+        "  - all images without at least one container associated to them\n"
+    } else {
+        "  - all dangling images\n"
+    });
     warning.push_str("  - unused build cache\n");
     if !confirm(warning.trim_end(), a.force) {
         return Ok(());
@@ -502,13 +654,28 @@ pub async fn prune(ctx: &Ctx, a: SystemPruneArgs) -> anyhow::Result<()> {
     let q = Query::new().opt("filters", f.clone());
     let c: Value = ctx.client.post_json("/containers/prune", &q, None).await?;
     let n: Value = ctx.client.post_json("/networks/prune", &q, None).await?;
-    let vol: Value = if a.volumes { ctx.client.post_json("/volumes/prune", &q, None).await? } else { Value::Null };
+    let vol: Value = if a.volumes {
+        ctx.client.post_json("/volumes/prune", &q, None).await?
+    } else {
+        Value::Null
+    };
     let mut imgf = a.filter.clone();
     if a.all {
         imgf.push("dangling=false".into());
     }
-    let i: Value = ctx.client.post_json("/images/prune", &Query::new().opt("filters", filters_json(&imgf)?), None).await?;
-    let b: Value = match ctx.client.post_json("/build/prune", &Query::new(), None).await {
+    let i: Value = ctx
+        .client
+        .post_json(
+            "/images/prune",
+            &Query::new().opt("filters", filters_json(&imgf)?),
+            None,
+        )
+        .await?;
+    let b: Value = match ctx
+        .client
+        .post_json("/build/prune", &Query::new(), None)
+        .await
+    {
         Ok(b) => b,
         Err(e) if e.is_not_found() => Value::Null,
         Err(e) => return Err(e.into()),
@@ -522,7 +689,11 @@ pub async fn prune(ctx: &Ctx, a: SystemPruneArgs) -> anyhow::Result<()> {
             .flatten()
             .map(|x| match x {
                 Value::String(s) => s.clone(),
-                o => o["Deleted"].as_str().map(|d| format!("deleted: {d}")).or(o["Untagged"].as_str().map(|u| format!("untagged: {u}"))).unwrap_or_default(),
+                o => o["Deleted"]
+                    .as_str()
+                    .map(|d| format!("deleted: {d}"))
+                    .or(o["Untagged"].as_str().map(|u| format!("untagged: {u}")))
+                    .unwrap_or_default(),
             })
             .collect();
         if !items.is_empty() {
@@ -535,15 +706,24 @@ pub async fn prune(ctx: &Ctx, a: SystemPruneArgs) -> anyhow::Result<()> {
     list("Deleted Volumes:", &vol, "VolumesDeleted");
     list("Deleted Images:", &i, "ImagesDeleted");
     list("Deleted build cache objects:", &b, "CachesDeleted");
-    s.push_str(&format!("Total reclaimed space: {}\n", units::human_size(total)));
+    s.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        units::human_size(total)
+    ));
     out(&s);
     Ok(())
 }
 
 fn server_key(server: Option<&str>) -> String {
     match server {
-        None | Some("docker.io") | Some("index.docker.io") | Some("registry-1.docker.io") => auth::DOCKER_HUB.to_string(),
-        Some(s) => s.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string(),
+        None | Some("docker.io") | Some("index.docker.io") | Some("registry-1.docker.io") => {
+            auth::DOCKER_HUB.to_string()
+        }
+        Some(s) => s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
     }
 }
 
@@ -560,7 +740,14 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> anyhow::Result<()> {
                 bail!("Must provide --username with --password-stdin");
             }
             let stored = cfg.get(&server).map(|c| c.username).unwrap_or_default();
-            eprint!("Username{}: ", if stored.is_empty() { String::new() } else { format!(" ({stored})") });
+            eprint!(
+                "Username{}: ",
+                if stored.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({stored})")
+                }
+            );
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             let u = line.trim().to_string();
@@ -592,15 +779,28 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> anyhow::Result<()> {
         bail!("Error: Password Required");
     }
     let body = json!({"username": username, "password": password, "serveraddress": server});
-    let resp: Value = ctx.client.post_json("/auth", &Query::new(), Some(&body)).await?;
-    let creds = Credentials { username, password, server: server.clone() };
+    let resp: Value = ctx
+        .client
+        .post_json("/auth", &Query::new(), Some(&body))
+        .await?;
+    let creds = Credentials {
+        username,
+        password,
+        server: server.clone(),
+    };
     cfg.set(&creds);
     cfg.save()?;
     eprintln!(
         "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning.\n",
         cfg.path().display()
     );
-    out(&format!("{}\n", resp["Status"].as_str().filter(|s| !s.is_empty()).unwrap_or("Login Succeeded")));
+    out(&format!(
+        "{}\n",
+        resp["Status"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("Login Succeeded")
+    ));
     Ok(())
 }
 
@@ -629,6 +829,9 @@ mod tests {
     #[test]
     fn event_lines_as_docker() {
         let e = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"name": "x", "image": "busybox"}}, "timeNano": 1_000_000_001i64});
-        assert_eq!(event_line(&e), "1970-01-01T00:00:01.000000001Z container start abc (image=busybox, name=x)");
+        assert_eq!(
+            event_line(&e),
+            "1970-01-01T00:00:01.000000001Z container start abc (image=busybox, name=x)"
+        );
     }
 }

@@ -89,7 +89,9 @@ pub async fn dispatch(ctx: &Ctx, c: VolumeCmd) -> anyhow::Result<()> {
     match c {
         VolumeCmd::Create(a) => {
             let body = json!({"Name": a.name.unwrap_or_default(), "Driver": a.driver, "DriverOpts": kv(&a.opt), "Labels": kv(&a.label)});
-            let v: Value = client.post_json("/volumes/create", &Query::new(), Some(&body)).await?;
+            let v: Value = client
+                .post_json("/volumes/create", &Query::new(), Some(&body))
+                .await?;
             out(&format!("{}\n", v["Name"].as_str().unwrap_or("")));
             Ok(())
         }
@@ -116,14 +118,23 @@ pub async fn dispatch(ctx: &Ctx, c: VolumeCmd) -> anyhow::Result<()> {
                         "Mountpoint": vol["Mountpoint"].as_str().unwrap_or(""),
                         "Name": vol["Name"].as_str().unwrap_or(""),
                         "Scope": vol["Scope"].as_str().unwrap_or(""),
-                        "Size": size.map(|s| crate::format::units::human_size(s)).unwrap_or_else(|| "N/A".into()),
+                        "Size": size.map(crate::format::units::human_size).unwrap_or_else(|| "N/A".into()),
                         "Status": "N/A",
                     })
                 })
                 .collect();
             let header = json!({"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"});
-            let format = if a.quiet { Some("{{.Name}}".to_string()) } else { a.format.clone() };
-            out(&format::render_rows(format.as_deref(), "table {{.Driver}}\t{{.Name}}", &header, &rows)?);
+            let format = if a.quiet {
+                Some("{{.Name}}".to_string())
+            } else {
+                a.format.clone()
+            };
+            out(&format::render_rows(
+                format.as_deref(),
+                "table {{.Driver}}\t{{.Name}}",
+                &header,
+                &rows,
+            )?);
             Ok(())
         }
         VolumeCmd::Inspect(a) => system::inspect_typed(ctx, a, "volume").await,
@@ -149,7 +160,13 @@ pub async fn dispatch(ctx: &Ctx, c: VolumeCmd) -> anyhow::Result<()> {
             if a.all && !crate::client::version_lt(client.api_version(), "1.42") {
                 f.push("all=true".into());
             }
-            let v: Value = client.post_json("/volumes/prune", &Query::new().opt("filters", filters_json(&f)?), None).await?;
+            let v: Value = client
+                .post_json(
+                    "/volumes/prune",
+                    &Query::new().opt("filters", filters_json(&f)?),
+                    None,
+                )
+                .await?;
             print_pruned(&v, "VolumesDeleted", "Deleted Volumes:");
             Ok(())
         }

@@ -82,7 +82,10 @@ pub fn indent_json(v: &Value) -> String {
         return String::new();
     }
     let s = String::from_utf8_lossy(&buf).into_owned();
-    let s = s.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    let s = s
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
     // Go writes empty containers as `{}` and `[]`, serde_json too; nothing else to fix.
     s
 }
@@ -121,12 +124,18 @@ mod tests {
         assert_eq!(out, "abc\n");
         let out = render_rows(Some("table {{.ID}}\\t{{.Names}}"), "", &header, &rows).unwrap();
         assert_eq!(out, "CONTAINER ID   NAMES\nabc            x\n");
-        assert_eq!(render_rows(Some("json"), "", &header, &rows).unwrap(), "{\"ID\":\"abc\",\"Names\":\"x\"}\n");
+        assert_eq!(
+            render_rows(Some("json"), "", &header, &rows).unwrap(),
+            "{\"ID\":\"abc\",\"Names\":\"x\"}\n"
+        );
     }
 
     #[test]
     fn ellipsis_counts_the_mark() {
-        assert_eq!(ellipsis("sh -c 'sleep 1000; echo done'", 20), "sh -c 'sleep 1000; …");
+        assert_eq!(
+            ellipsis("sh -c 'sleep 1000; echo done'", 20),
+            "sh -c 'sleep 1000; …"
+        );
         assert_eq!(ellipsis("short", 20), "short");
     }
 }

@@ -11,7 +11,10 @@ pub struct TabWriter {
 impl TabWriter {
     /// docker's tables: `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`.
     pub fn docker_table() -> Self {
-        TabWriter { minwidth: 10, padding: 3 }
+        TabWriter {
+            minwidth: 10,
+            padding: 3,
+        }
     }
 
     pub fn new(minwidth: usize, padding: usize) -> Self {

@@ -18,9 +18,22 @@ fn err<T>(m: impl Into<String>) -> Result<T, TemplateError> {
 enum Node {
     Text(String),
     Action(Pipeline),
-    Range { vars: Vec<String>, pipe: Pipeline, body: Vec<Node>, alt: Vec<Node> },
-    If { pipe: Pipeline, body: Vec<Node>, alt: Vec<Node> },
-    With { pipe: Pipeline, body: Vec<Node>, alt: Vec<Node> },
+    Range {
+        vars: Vec<String>,
+        pipe: Pipeline,
+        body: Vec<Node>,
+        alt: Vec<Node>,
+    },
+    If {
+        pipe: Pipeline,
+        body: Vec<Node>,
+        alt: Vec<Node>,
+    },
+    With {
+        pipe: Pipeline,
+        body: Vec<Node>,
+        alt: Vec<Node>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +127,10 @@ fn lex(s: &str) -> Result<Vec<Tok>, TemplateError> {
             out.push(Tok::Str(v));
         } else if ch == '`' {
             let start = i + 1;
-            let end = c[start..].iter().position(|&x| x == '`').ok_or_else(|| TemplateError("unterminated raw string".into()))?;
+            let end = c[start..]
+                .iter()
+                .position(|&x| x == '`')
+                .ok_or_else(|| TemplateError("unterminated raw string".into()))?;
             out.push(Tok::Str(c[start..start + end].iter().collect()));
             i = start + end + 1;
         } else if ch == '.' || ch == '$' {
@@ -124,7 +140,11 @@ fn lex(s: &str) -> Result<Vec<Tok>, TemplateError> {
                 i += 1;
             }
             let t: String = c[start..i].iter().collect();
-            out.push(if ch == '.' { Tok::Field(t) } else { Tok::Var(t) });
+            out.push(if ch == '.' {
+                Tok::Field(t)
+            } else {
+                Tok::Var(t)
+            });
         } else if ch.is_ascii_digit() || ch == '-' {
             let start = i;
             i += 1;
@@ -237,11 +257,17 @@ impl PipeParser {
 }
 
 fn split_path(f: &str) -> Vec<String> {
-    f.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    f.split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn parse_pipeline(s: &str, allow_decl: bool) -> Result<Pipeline, TemplateError> {
-    let mut p = PipeParser { toks: lex(s)?, pos: 0 };
+    let mut p = PipeParser {
+        toks: lex(s)?,
+        pos: 0,
+    };
     let pipe = p.pipeline(allow_decl)?;
     if p.pos != p.toks.len() {
         return err(format!("unexpected {:?} in command", p.toks[p.pos]));
@@ -264,7 +290,9 @@ fn split_actions(src: &str) -> Result<Vec<Item>, TemplateError> {
             text = text.trim_start();
         }
         let mut inner = &rest[start + 2..];
-        let end = inner.find("}}").ok_or_else(|| TemplateError("unclosed action".into()))?;
+        let end = inner
+            .find("}}")
+            .ok_or_else(|| TemplateError("unclosed action".into()))?;
         let mut action = &inner[..end];
         inner = &inner[end + 2..];
         if let Some(a) = action.strip_prefix("- ") {
@@ -293,7 +321,11 @@ fn split_actions(src: &str) -> Result<Vec<Item>, TemplateError> {
 }
 
 /// Parses nodes until `end` (or `else` when inside a block); returns the stop word.
-fn parse_nodes(items: &[Item], pos: &mut usize, nested: bool) -> Result<(Vec<Node>, Option<String>), TemplateError> {
+fn parse_nodes(
+    items: &[Item],
+    pos: &mut usize,
+    nested: bool,
+) -> Result<(Vec<Node>, Option<String>), TemplateError> {
     let mut nodes = Vec::new();
     while *pos < items.len() {
         let item = &items[*pos];
@@ -329,7 +361,12 @@ fn parse_nodes(items: &[Item], pos: &mut usize, nested: bool) -> Result<(Vec<Nod
     Ok((nodes, None))
 }
 
-fn parse_block(word: &str, rest: &str, items: &[Item], pos: &mut usize) -> Result<Node, TemplateError> {
+fn parse_block(
+    word: &str,
+    rest: &str,
+    items: &[Item],
+    pos: &mut usize,
+) -> Result<Node, TemplateError> {
     let pipe = parse_pipeline(rest, true)?;
     let (body, stop) = parse_nodes(items, pos, true)?;
     let alt = match stop.as_deref() {
@@ -352,7 +389,15 @@ fn parse_block(word: &str, rest: &str, items: &[Item], pos: &mut usize) -> Resul
         }
     };
     Ok(match word {
-        "range" => Node::Range { vars: pipe.decl.clone(), pipe: Pipeline { decl: vec![], cmds: pipe.cmds }, body, alt },
+        "range" => Node::Range {
+            vars: pipe.decl.clone(),
+            pipe: Pipeline {
+                decl: vec![],
+                cmds: pipe.cmds,
+            },
+            body,
+            alt,
+        },
         "if" => Node::If { pipe, body, alt },
         _ => Node::With { pipe, body, alt },
     })
@@ -374,7 +419,12 @@ impl Template {
     }
 }
 
-fn exec(nodes: &[Node], dot: &Value, vars: &mut Vec<(String, Value)>, out: &mut String) -> Result<(), TemplateError> {
+fn exec(
+    nodes: &[Node],
+    dot: &Value,
+    vars: &mut Vec<(String, Value)>,
+    out: &mut String,
+) -> Result<(), TemplateError> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
@@ -392,7 +442,11 @@ fn exec(nodes: &[Node], dot: &Value, vars: &mut Vec<(String, Value)>, out: &mut 
                 let v = eval_pipe(pipe, dot, vars)?;
                 let depth = vars.len();
                 bind(pipe, &v, vars);
-                let r = if truthy(&v) { exec(body, dot, vars, out) } else { exec(alt, dot, vars, out) };
+                let r = if truthy(&v) {
+                    exec(body, dot, vars, out)
+                } else {
+                    exec(alt, dot, vars, out)
+                };
                 vars.truncate(depth);
                 r?;
             }
@@ -407,21 +461,38 @@ fn exec(nodes: &[Node], dot: &Value, vars: &mut Vec<(String, Value)>, out: &mut 
                 vars.truncate(depth);
                 r?;
             }
-            Node::Range { vars: names, pipe, body, alt } => {
+            Node::Range {
+                vars: names,
+                pipe,
+                body,
+                alt,
+            } => {
                 let v = eval_pipe(pipe, dot, vars)?.unwrap_or(Value::Null);
                 let items: Vec<(Value, Value)> = match v {
-                    Value::Array(a) => a.into_iter().enumerate().map(|(i, x)| (Value::from(i), x)).collect(),
+                    Value::Array(a) => a
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| (Value::from(i), x))
+                        .collect(),
                     Value::Object(m) => {
-                        let mut kv: Vec<_> = m.into_iter().map(|(k, x)| (Value::String(k), x)).collect();
+                        let mut kv: Vec<_> =
+                            m.into_iter().map(|(k, x)| (Value::String(k), x)).collect();
                         kv.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
                         kv
                     }
                     Value::Number(n) => {
                         let count = n.as_u64().unwrap_or(0);
-                        (0..count).map(|i| (Value::from(i), Value::from(i))).collect()
+                        (0..count)
+                            .map(|i| (Value::from(i), Value::from(i)))
+                            .collect()
                     }
                     Value::Null => vec![],
-                    other => return err(format!("range can't iterate over {}", go_print(&Some(other)))),
+                    other => {
+                        return err(format!(
+                            "range can't iterate over {}",
+                            go_print(&Some(other))
+                        ))
+                    }
                 };
                 if items.is_empty() {
                     exec(alt, dot, vars, out)?;
@@ -463,7 +534,12 @@ fn eval_pipe(p: &Pipeline, dot: &Value, vars: &[(String, Value)]) -> Result<V, T
     Ok(prev.unwrap_or(None))
 }
 
-fn eval_cmd(cmd: &[Arg], dot: &Value, vars: &[(String, Value)], piped: Option<V>) -> Result<V, TemplateError> {
+fn eval_cmd(
+    cmd: &[Arg],
+    dot: &Value,
+    vars: &[(String, Value)],
+    piped: Option<V>,
+) -> Result<V, TemplateError> {
     if let Arg::Func(name) = &cmd[0] {
         let mut args = Vec::with_capacity(cmd.len());
         for a in &cmd[1..] {
@@ -500,7 +576,10 @@ fn eval_arg(a: &Arg, dot: &Value, vars: &[(String, Value)]) -> Result<V, Templat
                     Some(Value::Null) => return err(format!("nil pointer evaluating .{key}")),
                     None => None,
                     Some(other) => {
-                        return err(format!("can't evaluate field {key} in type {}", type_name(&other)))
+                        return err(format!(
+                            "can't evaluate field {key} in type {}",
+                            type_name(&other)
+                        ))
                     }
                 };
             }
@@ -540,7 +619,10 @@ fn as_str(v: &V) -> String {
 
 fn arity(name: &str, args: &[V], n: usize) -> Result<(), TemplateError> {
     if args.len() != n {
-        return err(format!("wrong number of args for {name}: want {n} got {}", args.len()));
+        return err(format!(
+            "wrong number of args for {name}: want {n} got {}",
+            args.len()
+        ));
     }
     Ok(())
 }
@@ -578,14 +660,21 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
             arity(name, &args, 2)?;
             let sep = as_str(&args[1]);
             match &args[0] {
-                Some(Value::Array(a)) => s(a.iter().map(|x| as_str(&Some(x.clone()))).collect::<Vec<_>>().join(&sep)),
+                Some(Value::Array(a)) => s(a
+                    .iter()
+                    .map(|x| as_str(&Some(x.clone())))
+                    .collect::<Vec<_>>()
+                    .join(&sep)),
                 None | Some(Value::Null) => s(String::new()),
                 other => err(format!("join: expected a list, got {}", go_print(other))),
             }
         }
         "split" => {
             arity(name, &args, 2)?;
-            let parts = as_str(&args[0]).split(&as_str(&args[1])).map(|p| Value::String(p.into())).collect();
+            let parts = as_str(&args[0])
+                .split(&as_str(&args[1]))
+                .map(|p| Value::String(p.into()))
+                .collect();
             Ok(Some(Value::Array(parts)))
         }
         "len" => {
@@ -605,16 +694,24 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
             let mut cur = args[0].clone();
             for k in &args[1..] {
                 cur = match (cur, k) {
-                    (Some(Value::Object(mut m)), Some(Value::String(key))) => Some(m.remove(key).unwrap_or(Value::String(String::new()))),
+                    (Some(Value::Object(mut m)), Some(Value::String(key))) => {
+                        Some(m.remove(key).unwrap_or(Value::String(String::new())))
+                    }
                     (Some(Value::Array(a)), Some(Value::Number(n))) => {
                         let i = n.as_u64().unwrap_or(u64::MAX) as usize;
                         match a.get(i) {
                             Some(x) => Some(x.clone()),
-                            None => return err(format!("error calling index: index out of range: {n}")),
+                            None => {
+                                return err(format!("error calling index: index out of range: {n}"))
+                            }
                         }
                     }
-                    (None | Some(Value::Null), _) => return err("error calling index: index of untyped nil"),
-                    (Some(c), _) => return err(format!("can't index item of type {}", type_name(&c))),
+                    (None | Some(Value::Null), _) => {
+                        return err("error calling index: index of untyped nil")
+                    }
+                    (Some(c), _) => {
+                        return err(format!("can't index item of type {}", type_name(&c)))
+                    }
                 };
             }
             Ok(cur)
@@ -628,7 +725,12 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
             arity(name, &args, 3)?;
             let l = args[1].as_ref().and_then(Value::as_u64).unwrap_or(0) as usize;
             let r = args[2].as_ref().and_then(Value::as_u64).unwrap_or(0) as usize;
-            s(format!("{}{}{}", " ".repeat(l), as_str(&args[0]), " ".repeat(r)))
+            s(format!(
+                "{}{}{}",
+                " ".repeat(l),
+                as_str(&args[0]),
+                " ".repeat(r)
+            ))
         }
         "print" | "println" => {
             let mut out = String::new();
@@ -654,14 +756,26 @@ fn call(name: &str, args: Vec<V>) -> Result<V, TemplateError> {
             arity(name, &args, 1)?;
             Ok(Some(Value::Bool(!truthy(&args[0]))))
         }
-        "and" => Ok(args.iter().find(|a| !truthy(a)).or(args.last()).cloned().unwrap_or(None)),
-        "or" => Ok(args.iter().find(|a| truthy(a)).or(args.last()).cloned().unwrap_or(None)),
+        "and" => Ok(args
+            .iter()
+            .find(|a| !truthy(a))
+            .or(args.last())
+            .cloned()
+            .unwrap_or(None)),
+        "or" => Ok(args
+            .iter()
+            .find(|a| truthy(a))
+            .or(args.last())
+            .cloned()
+            .unwrap_or(None)),
         "eq" => {
             if args.len() < 2 {
                 return err("missing argument for comparison");
             }
             let first = norm(&args[0]);
-            Ok(Some(Value::Bool(args[1..].iter().any(|a| norm(a) == first))))
+            Ok(Some(Value::Bool(
+                args[1..].iter().any(|a| norm(a) == first),
+            )))
         }
         "ne" => {
             arity(name, &args, 2)?;
@@ -702,7 +816,9 @@ fn printf(fmt: &str, args: &[V]) -> String {
         }
         match chars.next() {
             Some('%') => out.push('%'),
-            Some('q') => out.push_str(&go_json(&Value::String(it.next().map(as_str).unwrap_or_default()))),
+            Some('q') => out.push_str(&go_json(&Value::String(
+                it.next().map(as_str).unwrap_or_default(),
+            ))),
             Some(_) => match it.next() {
                 Some(a) => out.push_str(&as_str(a)),
                 None => out.push_str("%!v(MISSING)"),
@@ -727,13 +843,19 @@ fn go_print_value(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_print_value).collect::<Vec<_>>().join(" ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(go_print_value).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(m) => {
             let mut kv: Vec<_> = m.iter().collect();
             kv.sort_by(|a, b| a.0.cmp(b.0));
             format!(
                 "map[{}]",
-                kv.iter().map(|(k, v)| format!("{k}:{}", go_print_value(v))).collect::<Vec<_>>().join(" ")
+                kv.iter()
+                    .map(|(k, v)| format!("{k}:{}", go_print_value(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )
         }
     }
@@ -742,7 +864,9 @@ fn go_print_value(v: &Value) -> String {
 /// Go's `json.Marshal`: compact, with `<`, `>` and `&` escaped.
 pub fn go_json(v: &Value) -> String {
     let s = serde_json::to_string(v).unwrap_or_default();
-    s.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+    s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 #[cfg(test)]
@@ -757,7 +881,10 @@ mod tests {
     #[test]
     fn fields_and_nesting() {
         let v = json!({"ID": "abc", "State": {"Pid": 42, "Running": true}});
-        assert_eq!(r("{{.ID}} {{.State.Pid}} {{.State.Running}}", &v), "abc 42 true");
+        assert_eq!(
+            r("{{.ID}} {{.State.Pid}} {{.State.Running}}", &v),
+            "abc 42 true"
+        );
         assert_eq!(r("{{.Missing}}", &v), "<no value>");
     }
 
@@ -775,10 +902,19 @@ mod tests {
     #[test]
     fn range_if_with_vars() {
         let v = json!({"R": {"runc": {"path": "r"}, "crun": {"path": "c"}}, "N": [1, 2], "E": []});
-        assert_eq!(r("{{range $k, $v := .R}}{{$k}}={{$v.path}},{{end}}", &v), "crun=c,runc=r,");
+        assert_eq!(
+            r("{{range $k, $v := .R}}{{$k}}={{$v.path}},{{end}}", &v),
+            "crun=c,runc=r,"
+        );
         assert_eq!(r("{{range .N}}<{{.}}>{{end}}", &v), "<1><2>");
         assert_eq!(r("{{range .E}}x{{else}}empty{{end}}", &v), "empty");
-        assert_eq!(r("{{if .N}}yes{{else}}no{{end}} {{if .E}}yes{{else if .N}}maybe{{end}}", &v), "yes maybe");
+        assert_eq!(
+            r(
+                "{{if .N}}yes{{else}}no{{end}} {{if .E}}yes{{else if .N}}maybe{{end}}",
+                &v
+            ),
+            "yes maybe"
+        );
         assert_eq!(r("{{with .R.runc}}{{.path}}{{end}}", &v), "r");
         assert_eq!(r("{{if eq (len .N) 2}}two{{end}}", &v), "two");
         assert_eq!(r("{{- range .N }} {{.}} {{- end}}", &v), " 1 2");
@@ -788,6 +924,9 @@ mod tests {
     fn errors_are_reported() {
         assert!(Template::parse("{{.A").is_err());
         assert!(Template::parse("{{range .A}}").is_err());
-        assert!(Template::parse("{{nosuch .A}}").unwrap().render(&json!({})).is_err());
+        assert!(Template::parse("{{nosuch .A}}")
+            .unwrap()
+            .render(&json!({}))
+            .is_err());
     }
 }

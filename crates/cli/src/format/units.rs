@@ -108,10 +108,16 @@ pub fn ago(unix: i64) -> String {
 /// Parses a size as docker's flags take it ("512m", "1g", "1024", "1.5GB"): binary multiples.
 pub fn parse_ram(s: &str) -> Option<i64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.to_ascii_lowercase().trim_end_matches('b').trim_end_matches('i') {
+    let mult: f64 = match unit
+        .to_ascii_lowercase()
+        .trim_end_matches('b')
+        .trim_end_matches('i')
+    {
         "" => 1.0,
         "k" => 1024.0,
         "m" => 1024.0 * 1024.0,
@@ -137,7 +143,9 @@ pub fn parse_go_duration(s: &str) -> Option<f64> {
         let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let n: f64 = rest[..n_end].parse().ok()?;
         rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -166,7 +174,14 @@ pub fn civil(unix: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, (secs / 3600) as u32, (secs / 60 % 60) as u32, (secs % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        (secs / 60 % 60) as u32,
+        (secs % 60) as u32,
+    )
 }
 
 /// RFC 3339 in UTC with nanoseconds always shown (docker's RFC3339NanoFixed).
@@ -186,10 +201,15 @@ pub fn go_time_string(unix: i64) -> String {
 /// Go's `time.ANSIC` layout in UTC ("Thu May  7 21:09:36 2026"), as docker shows build times.
 pub fn ansic(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let (y, mo, d, h, mi, s) = civil(unix);
     let wd = DAYS[unix.div_euclid(86400).rem_euclid(7) as usize];
-    format!("{wd} {} {d:>2} {h:02}:{mi:02}:{s:02} {y}", MONTHS[(mo - 1) as usize])
+    format!(
+        "{wd} {} {d:>2} {h:02}:{mi:02}:{s:02} {y}",
+        MONTHS[(mo - 1) as usize]
+    )
 }
 
 /// Parses an RFC 3339 timestamp ("2026-11-29T08:13:07.123Z") into unix seconds.
@@ -210,7 +230,8 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         "" | "Z" | "z" => 0,
         o if o.len() >= 6 => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
+                + o.get(4..6)?.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -266,6 +287,9 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-29T08:13:07.5Z"), Some(1795939987));
         assert_eq!(go_time_string(1795939987), "2026-11-29 08:13:07 +0000 UTC");
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(ansic(parse_rfc3339("2026-05-07T21:09:36.000000000+00:00").unwrap()), "Thu May  7 21:09:36 2026");
+        assert_eq!(
+            ansic(parse_rfc3339("2026-05-07T21:09:36.000000000+00:00").unwrap()),
+            "Thu May  7 21:09:36 2026"
+        );
     }
 }

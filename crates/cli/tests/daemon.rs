@@ -1,0 +1,560 @@
+//! End-to-end scenarios for `berth` against a real Engine API daemon.
+//! Containers use `--network none` (the anchors' dockerd has no bridge).
+
+mod common;
+
+use common::{daemon, eventually, unique};
+
+macro_rules! need_daemon {
+    () => {
+        match daemon() {
+            Some(d) => d,
+            None => return,
+        }
+    };
+}
+
+#[test]
+fn version_reports_client_and_server() {
+    let d = need_daemon!();
+    let out = d.ok(&["version"]);
+    assert!(out.starts_with("Client:\n Version:"), "{out}");
+    assert!(out.contains("\nServer:"), "{out}");
+    let api = d.ok(&["version", "--format", "{{.Server.ApiVersion}}"]);
+    assert!(api.trim().starts_with("1."), "{api}");
+}
+
+#[test]
+fn unreachable_daemon_is_one_clear_line() {
+    let d = need_daemon!();
+    let mut c = d.berth_cmd(&["ps"]);
+    // the last -H wins
+    c.args(["-H", "unix:///nonexistent/berth.sock"]);
+    let r: common::Run = c.output().unwrap().into();
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "Cannot connect to the Berth daemon at unix:///nonexistent/berth.sock. Is berthd running?\n"
+    );
+}
+
+#[test]
+fn run_rm_returns_the_exit_code_and_removes_the_container() {
+    let d = need_daemon!();
+    let name = unique("rm");
+    let _g = d.guard(&name);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.stdout, "out\n");
+    assert_eq!(r.stderr, "err\n");
+    let gone = d.berth(&["inspect", "--type", "container", &name]);
+    assert_ne!(gone.code, 0, "container {name} still exists");
+}
+
+#[test]
+fn run_failures_use_dockers_exit_codes() {
+    let d = need_daemon!();
+    let name = unique("nocmd");
+    let _g = d.guard(&name);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "no-such-command",
+    ]);
+    assert_eq!(r.code, 127, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("Error response from daemon:"),
+        "{}",
+        r.stderr
+    );
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--restart",
+        "sometimes",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    let r = d.berth(&["rm", "no-such-container-berth-cli"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.starts_with("Error response from daemon: "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn detached_container_logs_exec_stop_rm() {
+    let d = need_daemon!();
+    let name = unique("life");
+    let _g = d.guard(&name);
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-e",
+        "GREETING=hello",
+        "-l",
+        "berth.test=1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING; echo oops >&2; exec sleep 300",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    assert!(eventually(50, || {
+        let r = d.berth(&["logs", &name]);
+        r.stdout == "hello\n" && r.stderr == "oops\n"
+    }));
+    let r = d.berth(&["exec", &name, "sh", "-c", "echo in-exec; exit 4"]);
+    assert_eq!((r.code, r.stdout.as_str()), (4, "in-exec\n"));
+    let r = d.berth(&[
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        &name,
+        "sh",
+        "-c",
+        "echo $X $(pwd)",
+    ]);
+    assert_eq!(r.stdout, "1 /tmp\n");
+    let ps = d.ok(&[
+        "ps",
+        "--filter",
+        &format!("name={name}"),
+        "--format",
+        "{{.Names}} {{.State}} {{.Labels}}",
+    ]);
+    assert_eq!(ps, format!("{name} running berth.test=1\n"));
+    assert_eq!(d.ok(&["stop", "-t", "1", &name]), format!("{name}\n"));
+    let st = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Running}}",
+        &name,
+    ]);
+    assert_eq!(st, "exited false\n");
+    assert_eq!(d.ok(&["wait", &name]).trim(), "137");
+    assert_eq!(d.ok(&["rm", &name]), format!("{name}\n"));
+    let ps = d.ok(&["ps", "-a", "-q", "--filter", &format!("name={name}")]);
+    assert_eq!(ps, "");
+}
+
+#[test]
+fn ps_and_images_match_the_docker_cli() {
+    let d = need_daemon!();
+    if !d.has_docker_cli() {
+        eprintln!("SKIP: no docker CLI at {}", common::DOCKER);
+        return;
+    }
+    let name = unique("cmp");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 300; echo a long command line here",
+    ]);
+    let cases: &[&[&str]] = &[
+        &["ps", "-a", "--format", "{{.ID}}"],
+        &["ps", "-a", "-q"],
+        &["ps", "-a", "--no-trunc", "-q"],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Names}}\t{{.Networks}}",
+        ],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{json .Names}} {{.Command}} {{upper .Image}}",
+        ],
+        &["images"],
+        &["images", "-q"],
+        &["images", "--format", "{{.ID}}"],
+        &[
+            "images",
+            "--no-trunc",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}",
+        ],
+        &[
+            "images",
+            "--format",
+            "table {{.Repository}}\t{{.Tag}}\t{{.Size}}",
+        ],
+    ];
+    for args in cases {
+        // other tests change the daemon concurrently: retry a mismatch a few times
+        let same = eventually(10, || {
+            let b = d.berth(args);
+            let k = d.docker(args);
+            b.code == 0 && k.code == 0 && b.stdout == k.stdout
+        });
+        let (b, k) = (d.berth(args), d.docker(args));
+        assert!(
+            same,
+            "berth {args:?} differs from docker:\n--- berth\n{}{}\n--- docker\n{}",
+            b.stdout, b.stderr, k.stdout
+        );
+    }
+}
+
+#[test]
+fn inspect_formats_match_the_docker_cli() {
+    let d = need_daemon!();
+    let name = unique("insp");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-l",
+        "a=b",
+        "-e",
+        "K=V",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let pid = d.ok(&["inspect", "--format", "{{.State.Pid}}", &name]);
+    assert!(pid.trim().parse::<u32>().unwrap() > 0, "{pid}");
+    let formats = [
+        "{{.State.Pid}} {{.Name}} {{.Config.Image}}",
+        "{{json .Config.Cmd}} {{json .Config.Labels}}",
+        "{{index .Config.Labels \"a\"}} {{.HostConfig.NetworkMode}}",
+        "{{range .Config.Env}}{{.}},{{end}}",
+        "{{join .Config.Cmd \"+\"}} {{lower .State.Status}} {{.State.Running}}",
+        "{{with .State}}{{.Status}}{{end}} {{if .State.Running}}up{{else}}down{{end}}",
+    ];
+    for f in formats {
+        let b = d.berth(&["inspect", "--format", f, &name]);
+        assert_eq!(b.code, 0, "{}", b.stderr);
+        if d.has_docker_cli() {
+            let k = d.docker(&["inspect", "--format", f, &name]);
+            assert_eq!(b.stdout, k.stdout, "format {f}");
+        }
+    }
+    let env = d.ok(&[
+        "inspect",
+        "--format",
+        "{{range .Config.Env}}{{.}},{{end}}",
+        &name,
+    ]);
+    assert!(env.starts_with("K=V,"), "{env}");
+    // no format: the daemon's JSON, indented as docker prints it
+    let json = d.ok(&["inspect", &name]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["Name"], format!("/{name}"));
+    if d.has_docker_cli() {
+        assert_eq!(json, d.docker(&["inspect", &name]).stdout);
+    }
+}
+
+#[test]
+fn cp_both_ways() {
+    let d = need_daemon!();
+    let name = unique("cp");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("file.txt");
+    std::fs::write(&f, "payload\n").unwrap();
+    let sub = dir.path().join("tree");
+    std::fs::create_dir_all(sub.join("inner")).unwrap();
+    std::fs::write(sub.join("inner/deep.txt"), "deep\n").unwrap();
+
+    // into an existing directory keeps the name; to a new path renames
+    d.ok(&["cp", f.to_str().unwrap(), &format!("{name}:/tmp/")]);
+    d.ok(&[
+        "cp",
+        f.to_str().unwrap(),
+        &format!("{name}:/tmp/renamed.txt"),
+    ]);
+    d.ok(&["cp", sub.to_str().unwrap(), &format!("{name}:/tmp/")]);
+    let r = d.ok(&[
+        "exec",
+        &name,
+        "cat",
+        "/tmp/file.txt",
+        "/tmp/renamed.txt",
+        "/tmp/tree/inner/deep.txt",
+    ]);
+    assert_eq!(r, "payload\npayload\ndeep\n");
+
+    let back = dir.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    d.ok(&["cp", &format!("{name}:/tmp/tree"), back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("tree/inner/deep.txt")).unwrap(),
+        "deep\n"
+    );
+    let newname = dir.path().join("hostname.copy");
+    d.ok(&[
+        "cp",
+        &format!("{name}:/etc/hostname"),
+        newname.to_str().unwrap(),
+    ]);
+    let hn = d.ok(&["inspect", "--format", "{{.Config.Hostname}}", &name]);
+    assert_eq!(std::fs::read_to_string(&newname).unwrap(), hn);
+    let r = d.berth(&[
+        "cp",
+        &format!("{name}:/no/such/file"),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("No such")
+            || r.stderr.contains("no such")
+            || r.stderr.contains("not find"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn script_available() -> bool {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+#[test]
+fn run_it_under_a_pseudo_terminal() {
+    let d = need_daemon!();
+    if !script_available() {
+        eprintln!("SKIP: util-linux script(1) not installed");
+        return;
+    }
+    let name = unique("tty");
+    let _g = d.guard(&name);
+    let cmd = format!(
+        "{} -H {} run --rm -it --name {name} --network none busybox sh -c 'tty; echo typed; exit 7'",
+        d.berth.display(),
+        d.host
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(7), "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    // a TTY's output comes raw, with the container's CRLF line ends
+    assert!(out.contains("typed\r\n"), "{out:?}");
+}
+
+#[test]
+fn run_i_forwards_stdin_and_its_eof() {
+    let d = need_daemon!();
+    let name = unique("stdin");
+    let _g = d.guard(&name);
+    let mut c = d.berth_cmd(&[
+        "run",
+        "--rm",
+        "-i",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "wc -l; echo done",
+    ]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"a\nb\nc\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["3", "done"]
+    );
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn save_and_load_round_trip() {
+    let d = need_daemon!();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("berth-cli-load:{}", std::process::id());
+    let _g = d.image_guard(&tag);
+    d.ok(&["tag", "busybox:latest", &tag]);
+    let tar = dir.path().join("img.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), &tag]);
+    d.ok(&["rmi", &tag]);
+    let out = d.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {tag}")), "{out}");
+    let ids = d.ok(&["images", "-q", &tag]);
+    assert_eq!(ids.lines().count(), 1, "{ids}");
+}
+
+/// The anchors' registry on loopback, when it runs.
+fn local_registry() -> Option<String> {
+    let addr =
+        std::env::var("BERTH_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string());
+    std::net::TcpStream::connect(&addr).ok().map(|_| addr)
+}
+
+#[test]
+fn push_and_pull_through_a_local_registry() {
+    let d = need_daemon!();
+    let Some(reg) = local_registry() else {
+        eprintln!("SKIP: no registry on loopback");
+        return;
+    };
+    let repo = format!("{reg}/berth-cli-test-{}", std::process::id());
+    let tag = format!("{repo}:v1");
+    let _g = d.image_guard(&tag);
+    d.ok(&["tag", "busybox:latest", &tag]);
+    let out = d.ok(&["push", &tag]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    d.ok(&["rmi", &tag]);
+    let out = d.ok(&["pull", &tag]);
+    assert!(out.ends_with(&format!("{tag}\n")), "{out}");
+    assert!(
+        out.contains("Status: Downloaded newer image")
+            || out.contains("Status: Image is up to date"),
+        "{out}"
+    );
+    let listed = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", &repo]);
+    assert_eq!(listed, format!("{tag}\n"));
+}
+
+#[test]
+fn login_and_logout_store_credentials_in_docker_format() {
+    let d = need_daemon!();
+    let Some(reg) = local_registry() else {
+        eprintln!("SKIP: no registry on loopback");
+        return;
+    };
+    let cfg = tempfile::tempdir().unwrap();
+    let mut c = d.berth_cmd(&["login", "-u", "tester", "--password-stdin", &reg]);
+    c.env("DOCKER_CONFIG", cfg.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Login Succeeded\n");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["auths"][&reg]["auth"], "dGVzdGVyOnNlY3JldA==");
+    let mut c = d.berth_cmd(&["logout", &reg]);
+    c.env("DOCKER_CONFIG", cfg.path());
+    let r: common::Run = c.output().unwrap().into();
+    assert_eq!(r.stdout, format!("Removing login credentials for {reg}\n"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
+    assert!(v["auths"].get(&reg).is_none());
+}
+
+#[test]
+fn networks_and_volumes() {
+    let d = need_daemon!();
+    let vol = unique("vol");
+    assert_eq!(d.ok(&["volume", "create", &vol]), format!("{vol}\n"));
+    let ls = d.ok(&["volume", "ls", "-q", "--filter", &format!("name={vol}")]);
+    assert_eq!(ls, format!("{vol}\n"));
+    let name = unique("volctr");
+    {
+        let _g = d.guard(&name);
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "-v",
+            &format!("{vol}:/data"),
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /data/f; cat /data/f",
+        ]);
+        assert_eq!(out, "kept\n");
+    }
+    let mp = d.ok(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{.Name}} {{.Driver}}",
+        &vol,
+    ]);
+    assert_eq!(mp, format!("{vol} local\n"));
+    assert_eq!(d.ok(&["volume", "rm", &vol]), format!("{vol}\n"));
+    let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(nets.lines().any(|l| l == "none"), "{nets}");
+    if d.has_docker_cli() {
+        assert_eq!(
+            d.ok(&["network", "ls"]),
+            d.docker(&["network", "ls"]).stdout
+        );
+    }
+}
