@@ -35,6 +35,14 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/logs", get(crate::routes::logs::logs))
         .route("/containers/{id}", delete(remove))
+        .route(
+            "/containers/{id}/archive",
+            get(archive_get).head(archive_head).put(archive_put),
+        )
+        .route("/containers/{id}/export", get(export))
+        .route("/containers/{id}/changes", get(changes))
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/stats", get(stats))
 }
 
 async fn create(State(st): State<AppState>, Query(q): Q, body: Bytes) -> ApiResult<Response> {
@@ -396,4 +404,157 @@ async fn prune(State(st): State<AppState>, Query(q): Q) -> ApiResult<Json<Value>
     Ok(Json(
         json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }),
     ))
+}
+
+fn path_param(q: &HashMap<String, String>) -> ApiResult<String> {
+    q.get("path")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("path is required"))
+}
+
+fn stat_header(stat: &berth_engine::container::archive::PathStat) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(stat).unwrap_or_default())
+}
+
+async fn archive_head(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult<Response> {
+    let stat = st
+        .engine
+        .containers
+        .archive_stat(&id, &path_param(&q)?)
+        .await?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("X-Docker-Container-Path-Stat", stat_header(&stat))
+        .body(Body::empty())
+        .unwrap_or_default())
+}
+
+fn tar_response(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    stat: Option<String>,
+) -> Response {
+    let mut rx = rx;
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-tar");
+    if let Some(s) = stat {
+        b = b.header("X-Docker-Container-Path-Stat", s);
+    }
+    b.body(Body::from_stream(stream)).unwrap_or_default()
+}
+
+async fn archive_get(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult<Response> {
+    let (stat, rx) = st
+        .engine
+        .containers
+        .archive_get(&id, &path_param(&q)?)
+        .await?;
+    Ok(tar_response(rx, Some(stat_header(&stat))))
+}
+
+async fn archive_put(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let path = path_param(&q)?;
+    // The tar is read on a blocking thread from a bridge of the request body.
+    let stream =
+        futures_util::TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let sync = tokio_util::io::SyncIoBridge::new(reader);
+    st.engine
+        .containers
+        .archive_put(
+            &id,
+            &path,
+            sync,
+            qbool(q.get("copyUIDGID")),
+            qbool(q.get("noOverwriteDirNonDir")),
+        )
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn export(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let rx = st.engine.containers.export(&id).await?;
+    Ok(tar_response(rx, None))
+}
+
+async fn changes(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let ch = st.engine.containers.changes(&id).await?;
+    Ok(Json(Value::Array(
+        ch.into_iter()
+            .map(|(p, k)| json!({ "Path": p, "Kind": k }))
+            .collect(),
+    )))
+}
+
+async fn top(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        st.engine
+            .containers
+            .top(&id, q.get("ps_args").map(String::as_str).unwrap_or(""))
+            .await?,
+    ))
+}
+
+async fn stats(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult<Response> {
+    let stream = q.get("stream").is_none_or(|s| qbool(Some(s)));
+    let one_shot = qbool(q.get("one-shot"));
+    let engine = st.engine.clone();
+    let first = engine.containers.stats_sample(&id, None)?;
+    if !stream {
+        // Docker samples twice a second apart so the CPU percentage can be computed, unless
+        // one-shot asks for a single sample.
+        let v = if one_shot {
+            first
+        } else {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            engine.containers.stats_sample(&id, Some(&first))?
+        };
+        return Ok(Json(v).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::spawn(async move {
+        let mut prev = first;
+        loop {
+            let line = format!("{prev}\n");
+            if tx.send(Ok(Bytes::from(line))).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            match engine.containers.stats_sample(&id, Some(&prev)) {
+                Ok(v) => prev = v,
+                Err(_) => return,
+            }
+        }
+    });
+    let mut rx = rx;
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(body))
+        .unwrap_or_default())
 }
