@@ -375,8 +375,10 @@ fn run_it_under_a_pseudo_terminal() {
     }
     let name = unique("tty");
     let _g = d.guard(&name);
+    // The size is sent after start (as docker does): poll until it lands.
     let cmd = format!(
-        "{} -H {} run --rm -it --name {name} --network none busybox sh -c 'tty; echo typed; exit 7'",
+        "stty rows 33 cols 111; {} -H {} run --rm -it --name {name} --network none busybox sh -c \
+         'tty; for i in $(seq 100); do stty -a | grep -q \"rows 33; columns 111\" && break; sleep 0.1; done; stty -a | head -1; echo typed; exit 7'",
         d.berth.display(),
         d.host
     );
@@ -390,6 +392,10 @@ fn run_it_under_a_pseudo_terminal() {
     assert!(out.contains("/dev/pts/"), "{out}");
     // a TTY's output comes raw, with the container's CRLF line ends
     assert!(out.contains("typed\r\n"), "{out:?}");
+    assert!(
+        out.contains("rows 33; columns 111;"),
+        "terminal size not forwarded: {out:?}"
+    );
 }
 
 #[test]

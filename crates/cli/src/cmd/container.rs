@@ -817,7 +817,13 @@ pub async fn stream_to_output(
     };
     let mut body = resp.into_body();
     while let Some(chunk) = next_chunk(&mut body).await? {
-        w.write_all(&chunk)?;
+        let r = w.write_all(&chunk);
+        super::exit_on_broken_pipe(
+            r.as_ref()
+                .map(|_| ())
+                .map_err(|e| std::io::Error::from(e.kind())),
+        );
+        r?;
     }
     w.flush()?;
     Ok(())

@@ -549,7 +549,13 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
                 "Comment": h["Comment"].as_str().unwrap_or(""),
                 "CreatedAt": if a.human { units::go_time_string(created) } else { created.to_string() },
                 "CreatedBy": by,
-                "CreatedSince": if a.human { units::ago(created) } else { units::go_time_string(created) },
+                "CreatedSince": if created <= 0 {
+                    "N/A".to_string()
+                } else if a.human {
+                    units::ago(created)
+                } else {
+                    units::go_time_string(created)
+                },
                 "ID": id,
                 "Size": if a.human { units::human_size_prec(size, 3) } else { (size as i64).to_string() },
             })

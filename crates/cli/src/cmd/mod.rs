@@ -338,8 +338,18 @@ pub fn filters_json(filters: &[String]) -> anyhow::Result<Option<String>> {
 pub fn out(s: &str) {
     use std::io::Write;
     let mut o = std::io::stdout().lock();
-    let _ = o.write_all(s.as_bytes());
-    let _ = o.flush();
+    let r = o.write_all(s.as_bytes()).and_then(|_| o.flush());
+    exit_on_broken_pipe(r);
+}
+
+/// A closed stdout (`berth ps | head`) ends the program quietly, as SIGPIPE
+/// ends docker; Rust ignores SIGPIPE so the write reports EPIPE instead.
+pub fn exit_on_broken_pipe(r: std::io::Result<()>) {
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+    }
 }
 
 /// Runs `f` for each name, printing each success as docker does and

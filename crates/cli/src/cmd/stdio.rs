@@ -114,8 +114,7 @@ pub fn write_out(kind: StdStream, data: &[u8]) {
         }
         _ => {
             let mut o = std::io::stdout().lock();
-            let _ = o.write_all(data);
-            let _ = o.flush();
+            super::exit_on_broken_pipe(o.write_all(data).and_then(|_| o.flush()));
         }
     }
 }

@@ -315,6 +315,11 @@ pub async fn info(ctx: &Ctx, a: &InfoArgs) -> anyhow::Result<()> {
             .collect();
         s.push_str(&format!("  {label}: {}\n", list.join(" ")));
     }
+    let swarm = v["Swarm"]["LocalNodeState"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("inactive");
+    s.push_str(&format!(" Swarm: {swarm}\n"));
     let mut runtimes: Vec<&String> = v["Runtimes"]
         .as_object()
         .map(|m| m.keys().collect())
@@ -331,6 +336,15 @@ pub async fn info(ctx: &Ctx, a: &InfoArgs) -> anyhow::Result<()> {
     ));
     if !v["InitBinary"].is_null() {
         s.push_str(&format!(" Init Binary: {}\n", st("InitBinary")));
+    }
+    for (key, label) in [
+        ("ContainerdCommit", "containerd"),
+        ("RuncCommit", "runc"),
+        ("InitCommit", "init"),
+    ] {
+        if let Some(id) = v[key]["ID"].as_str() {
+            s.push_str(&format!(" {label} version: {id}\n"));
+        }
     }
     let opts: Vec<&str> = v["SecurityOptions"]
         .as_array()
@@ -818,7 +832,9 @@ pub fn logout(config_dir: &std::path::Path, a: &LogoutArgs) -> anyhow::Result<()
 
 pub fn completion(a: &CompletionArgs) -> anyhow::Result<()> {
     let mut cmd = super::Cli::command();
-    clap_complete::generate(a.shell, &mut cmd, "berth", &mut std::io::stdout());
+    let mut buf = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "berth", &mut buf);
+    out(&String::from_utf8_lossy(&buf));
     Ok(())
 }
 
