@@ -105,28 +105,31 @@ impl Display {
         };
         match &self.multi {
             Some(multi) => {
+                let plain = || {
+                    ProgressStyle::with_template("{prefix}: {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                };
                 let bar = self.bars.entry(id.to_string()).or_insert_with(|| {
                     let b = multi.add(ProgressBar::new(0));
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix}: {msg} {bar:40.cyan/blue} {bytes}/{total_bytes}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
+                    b.set_style(plain());
                     b.set_prefix(id.to_string());
                     b
                 });
                 bar.set_message(status.to_string());
                 match (current, total) {
                     (Some(c), Some(t)) if t > 0 => {
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "{prefix}: {msg} [{bar:50}] {bytes}/{total_bytes}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                        );
                         bar.set_length(t);
                         bar.set_position(c);
                     }
                     _ => {
-                        bar.set_style(
-                            ProgressStyle::with_template("{prefix}: {msg}")
-                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                        );
+                        bar.set_style(plain());
                         bar.tick();
                     }
                 }
