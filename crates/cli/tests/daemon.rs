@@ -564,3 +564,207 @@ fn networks_and_volumes() {
         );
     }
 }
+
+/// Runs `cmd` under script(1) with `input` typed after a short pause per chunk
+/// (script forwards its stdin to the pseudo-terminal).
+fn under_script(cmd: &str, input: &[&[u8]]) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for chunk in input {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let _ = stdin.write_all(chunk);
+        let _ = stdin.flush();
+    }
+    // keep script's stdin open until the command is done: EOF would end the session
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn attach_and_detach_with_ctrl_p_ctrl_q() {
+    let d = need_daemon!();
+    if !script_available() {
+        eprintln!("SKIP: util-linux script(1) not installed");
+        return;
+    }
+    let name = unique("attach");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-dit",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+    ]);
+    let cmd = format!("{} -H {} attach {name}", d.berth.display(), d.host);
+    let (code, out) = under_script(&cmd, &[b"echo attached-$((6*7))\r", b"\x10\x11"]);
+    assert_eq!(code, Some(0), "{out:?}");
+    assert!(out.contains("attached-42"), "{out:?}");
+    let st = d.ok(&["inspect", "--format", "{{.State.Running}}", &name]);
+    assert_eq!(st, "true\n", "detaching must leave the container running");
+}
+
+#[test]
+fn exec_it_returns_the_shells_status() {
+    let d = need_daemon!();
+    if !script_available() {
+        eprintln!("SKIP: util-linux script(1) not installed");
+        return;
+    }
+    let name = unique("execit");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let cmd = format!("{} -H {} exec -it {name} sh", d.berth.display(), d.host);
+    let (code, out) = under_script(&cmd, &[b"echo in-$((2+3))\r", b"exit 9\r"]);
+    assert_eq!(code, Some(9), "{out:?}");
+    assert!(out.contains("in-5"), "{out:?}");
+}
+
+#[test]
+fn create_then_start_attached() {
+    let d = need_daemon!();
+    let name = unique("create");
+    let _g = d.guard(&name);
+    let id = d.ok(&[
+        "create",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-w",
+        "/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "pwd; exit 2",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let st = d.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={name}"),
+        "--format",
+        "{{.State}}",
+    ]);
+    assert_eq!(st, "created\n");
+    let r = d.berth(&["start", "-a", &name]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, "/etc\n"), "{}", r.stderr);
+}
+
+#[test]
+fn run_pulls_a_missing_image() {
+    let d = need_daemon!();
+    let Some(reg) = local_registry() else {
+        eprintln!("SKIP: no registry on loopback");
+        return;
+    };
+    let tag = format!("{reg}/berth-cli-autopull-{}:v1", std::process::id());
+    let _g = d.image_guard(&tag);
+    d.ok(&["tag", "busybox:latest", &tag]);
+    d.ok(&["push", "-q", &tag]);
+    d.ok(&["rmi", &tag]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &tag,
+        "echo",
+        "pulled-and-ran",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "pulled-and-ran\n");
+    assert!(
+        r.stderr
+            .starts_with(&format!("Unable to find image '{tag}' locally\n")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("Status: Downloaded newer image"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn small_verbs_match_the_docker_cli() {
+    let d = need_daemon!();
+    if !d.has_docker_cli() {
+        eprintln!("SKIP: no docker CLI at {}", common::DOCKER);
+        return;
+    }
+    let name = unique("small");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /made; rm /etc/hostname; sleep 300",
+    ]);
+    assert!(eventually(50, || d
+        .berth(&["diff", &name])
+        .stdout
+        .contains("A /made")));
+    for args in [
+        vec!["diff", name.as_str()],
+        vec!["history", "busybox"],
+        vec!["history", "--no-trunc", "-q", "busybox"],
+        vec!["volume", "ls", "-q"],
+        vec!["network", "ls", "--no-trunc"],
+    ] {
+        let same = eventually(10, || {
+            let (b, k) = (d.berth(&args), d.docker(&args));
+            b.code == 0 && b.stdout == k.stdout
+        });
+        assert!(
+            same,
+            "berth {args:?}:\n{}\ndocker:\n{}",
+            d.berth(&args).stdout,
+            d.docker(&args).stdout
+        );
+    }
+    d.ok(&["pause", &name]);
+    let st = d.ok(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert_eq!(st, "paused\n");
+    d.ok(&["unpause", &name]);
+    let new = unique("renamed");
+    let _g2 = d.guard(&new);
+    d.ok(&["rename", &name, &new]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.Name}}", &new]),
+        format!("/{new}\n")
+    );
+    let top = d.ok(&["top", &new]);
+    assert!(top.starts_with("UID") && top.contains("sleep 300"), "{top}");
+}
