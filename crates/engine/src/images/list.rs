@@ -169,14 +169,41 @@ impl Images {
             if !self.matches(&rec, &cfg, &opts.filters)? {
                 continue;
             }
+            // With a reference filter, only the names that match are shown (as dockerd).
+            let (tags, digests) = match opts.filters.get("reference").filter(|p| !p.is_empty()) {
+                None => (rec.familiar_tags(), familiar_digests(&rec)),
+                Some(patterns) => {
+                    let keep = |full: &String| {
+                        Reference::parse_normalized(full).ok().filter(|r| {
+                            patterns.iter().any(|p| {
+                                glob(p, &r.familiar_name())
+                                    || glob(p, &r.familiar_string())
+                                    || glob(p, &r.to_string())
+                            })
+                        })
+                    };
+                    (
+                        rec.repo_tags
+                            .iter()
+                            .filter_map(keep)
+                            .map(|r| r.familiar_string())
+                            .collect(),
+                        rec.repo_digests
+                            .iter()
+                            .filter_map(keep)
+                            .map(|r| r.familiar_string())
+                            .collect(),
+                    )
+                }
+            };
             let mut v = json!({
                 "Containers": -1,
                 "Created": unix_of(rec.created.as_deref()),
                 "Id": rec.id.to_string(),
                 "Labels": labels_of(&cfg),
                 "ParentId": "",
-                "RepoDigests": familiar_digests(&rec),
-                "RepoTags": rec.familiar_tags(),
+                "RepoDigests": digests,
+                "RepoTags": tags,
                 "SharedSize": -1,
                 "Size": rec.size,
             });

@@ -5,7 +5,7 @@ use super::{blocking, Images};
 use crate::error::Result;
 use berth_image::store::images::ImageUser;
 use berth_image::store::DeleteOutcome;
-use berth_image::Digest;
+use berth_image::{Digest, ImageService, Reference};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,6 +15,36 @@ pub struct PruneReport {
     /// `[{"Untagged": ...}, {"Deleted": ...}]`
     pub deleted: Vec<Value>,
     pub space_reclaimed: u64,
+}
+
+/// Docker's rule after a tag is removed: when no other tag of that repository is left, the
+/// repository's digest references (`name@sha256:...`, from pulls and pushes) go as well.
+fn drop_orphan_digests(
+    svc: &ImageService,
+    name: &str,
+    id: &Digest,
+    out: &mut DeleteOutcome,
+) -> Result<()> {
+    let Ok(removed) = Reference::parse_normalized(name) else {
+        return Ok(());
+    };
+    if removed.digest().is_some() {
+        return Ok(());
+    }
+    let rec = svc.images.resolve(&id.to_string())?;
+    let same_repo = |s: &String| {
+        Reference::parse_normalized(s)
+            .ok()
+            .filter(|r| r.name() == removed.name())
+    };
+    if rec.repo_tags.iter().any(|t| same_repo(t).is_some()) {
+        return Ok(());
+    }
+    for d in rec.repo_digests.iter().filter_map(same_repo) {
+        svc.images.untag(&d)?;
+        out.untagged.push(d.familiar_string());
+    }
+    Ok(())
 }
 
 impl Images {
@@ -61,6 +91,7 @@ impl Images {
         let id = rec.id.to_string();
         let svc = self.svc.clone();
         let name2 = name.to_string();
+        let rec_id = rec.id.clone();
         let out = blocking(move || {
             // A running user is the one to report when there is one.
             let user = users
@@ -71,7 +102,18 @@ impl Images {
                     container_id: c.clone(),
                     running: *running,
                 });
-            Ok(svc.images.delete(&name2, force, &|_| user.clone())?)
+            let mut out = svc.images.delete(&name2, force, &|_| user.clone())?;
+            if out.deleted.is_empty() && !out.untagged.is_empty() {
+                drop_orphan_digests(&svc, &name2, &rec_id, &mut out)?;
+                // Docker: with its last name gone the image goes too, unless a container
+                // uses it (then it stays, dangling, for that container).
+                let left = svc.images.resolve(&rec_id.to_string())?;
+                if left.repo_tags.is_empty() && left.repo_digests.is_empty() && user.is_none() {
+                    let more = svc.images.delete(&rec_id.to_string(), force, &|_| None)?;
+                    out.deleted.extend(more.deleted);
+                }
+            }
+            Ok(out)
         })
         .await?;
         self.publish_outcome(&id, &out);
