@@ -584,7 +584,8 @@ impl NetworkManager {
             .map(|i| format!("eth{i}"))
             .find(|n| !theirs.iter().any(|e| &e.ifname == n))
             .unwrap_or_else(|| "eth0".into());
-        let default_route = !theirs.iter().any(|e| e.default_route);
+        // An internal network leads nowhere, so (as in Docker) it never gets the default route.
+        let default_route = !rec.internal && !theirs.iter().any(|e| e.default_route);
         let host_if = host_ifname(&id, &req.container_id);
 
         let bridge_index = link::index_of(&self.nl, &bridge).await?.ok_or_else(|| {
@@ -598,6 +599,8 @@ impl NetworkManager {
             op: "open",
             source: e,
         })?;
+        // The name is derived from (network, container): one left by a crash is ours.
+        link::delete_link(&self.nl, &host_if).await?;
         let rec = &inner.nets[&id];
         link::create_veth(
             &self.nl,

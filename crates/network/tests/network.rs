@@ -331,6 +331,15 @@ fn embedded_dns_answers_names_aliases_and_short_ids() {
         assert_eq!(ask(2, "WWW"), (0, vec![ew.ipv4]));
         assert_eq!(ask(3, &cid("c", 1)[..12]), (0, vec![ew.ipv4]));
 
+        // A real resolver client inside the container namespace sees the same.
+        let look = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", client.path.display()))
+            .args(["busybox", "nslookup", "www", "10.213.31.1"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&look.stdout);
+        assert!(text.contains(&ew.ipv4.to_string()), "{text}");
+
         // After disconnect the name is gone (the question is then forwarded upstream,
         // which a sandbox cannot reach: SERVFAIL).
         mgr.disconnect("svc", &cid("c", 1)).await.unwrap();
@@ -493,6 +502,81 @@ fn bridges_are_isolated_from_each_other() {
         for (net, n) in [("one", 1), ("one", 2), ("two", 3)] {
             mgr.disconnect(net, &cid("e", n)).await.unwrap();
         }
+        mgr.purge().await.unwrap();
+    });
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded_except_from_internal_networks() {
+    in_sandbox(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mgr = NetworkManager::open(config(dir.path(), "g", 70))
+            .await
+            .unwrap();
+        // "The outside world": a namespace behind an uplink of the sandbox host.
+        let outside = Netns::new(dir.path(), "outside").await;
+        run(&[
+            "ip", "link", "add", "btgup", "type", "veth", "peer", "name", "btgupp",
+        ]);
+        run(&[
+            "ip",
+            "link",
+            "set",
+            "btgupp",
+            "netns",
+            outside.path.to_str().unwrap(),
+        ]);
+        run(&["ip", "addr", "add", "10.213.79.1/24", "dev", "btgup"]);
+        run(&["ip", "link", "set", "btgup", "up"]);
+        outside.run(&["ip", "addr", "add", "10.213.79.2/24", "dev", "btgupp"]);
+        outside.run(&["ip", "link", "set", "btgupp", "up"]);
+        // A way back to the internal subnet, so only Berth's rules can stop the traffic.
+        outside.run(&["ip", "route", "add", "10.213.72.0/24", "via", "10.213.79.1"]);
+        outside.serve_tcp_peer(7200);
+        let far = SocketAddrV4::new(ip4("10.213.79.2"), 7200);
+
+        let mut out = net_req("out", Some("10.213.71.0/24"));
+        out.options
+            .insert("com.docker.network.bridge.name".into(), "btgout".into());
+        mgr.create(out).await.unwrap();
+        let mut inner = net_req("inner", Some("10.213.72.0/24"));
+        inner.internal = true;
+        inner
+            .options
+            .insert("com.docker.network.bridge.name".into(), "btginner".into());
+        mgr.create(inner).await.unwrap();
+
+        let a = Netns::new(dir.path(), "a").await;
+        let b = Netns::new(dir.path(), "b").await;
+        mgr.connect("out", ep_req(&cid("g", 1), "a", &a))
+            .await
+            .unwrap();
+        let eb = mgr
+            .connect("inner", ep_req(&cid("g", 2), "b", &b))
+            .await
+            .unwrap();
+
+        // The outside sees the host's uplink address, not the container's.
+        assert_eq!(a.tcp_request(far, "").unwrap(), "10.213.79.1");
+
+        // An internal network gets no default route...
+        assert!(!eb.default_route);
+        assert!(b.tcp_request(far, "").is_err());
+        // ...and even a container that adds one itself is not forwarded.
+        b.run(&["ip", "route", "add", "default", "via", "10.213.72.1"]);
+        assert!(b.tcp_request(far, "").is_err());
+        // Its own gateway (the host) stays reachable, e.g. for the embedded DNS.
+        let q = build_query(1, "b").unwrap();
+        let sock = b.udp_socket();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.send_to(&q, SocketAddrV4::new(ip4("10.213.72.1"), 53))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(parse_a_answers(&buf[..n]).unwrap(), (0, vec![eb.ipv4]));
+
+        mgr.disconnect("out", &cid("g", 1)).await.unwrap();
+        mgr.disconnect("inner", &cid("g", 2)).await.unwrap();
         mgr.purge().await.unwrap();
     });
 }

@@ -99,6 +99,28 @@ impl Netns {
         addr
     }
 
+    /// A TCP listener inside the namespace that answers with the address of the peer it
+    /// sees (to tell masqueraded connections from direct ones).
+    pub fn serve_tcp_peer(&self, port: u16) {
+        let listener = in_netns_blocking(&self.path, move || TcpListener::bind(("0.0.0.0", port)))
+            .unwrap()
+            .unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let peer = conn
+                    .peer_addr()
+                    .map(|p| p.ip().to_string())
+                    .unwrap_or_default();
+                let _ = conn.write_all(peer.as_bytes());
+            }
+        });
+    }
+
+    /// Runs a command inside the namespace and returns its stdout; panics on failure.
+    pub fn run(&self, args: &'static [&'static str]) -> String {
+        in_netns_blocking(&self.path, move || run(args)).unwrap()
+    }
+
     /// A UDP echo server inside the namespace.
     pub fn serve_udp_echo(&self, port: u16) {
         let sock = in_netns_blocking(&self.path, move || UdpSocket::bind(("0.0.0.0", port)))
