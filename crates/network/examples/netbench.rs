@@ -37,6 +37,17 @@ fn main() {
     .expect("bench thread");
 }
 
+/// Unpins the namespaces it holds when dropped, so a failed run leaves no mounts behind.
+struct Pinned(Vec<std::path::PathBuf>);
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = remove_netns(p);
+        }
+    }
+}
+
 fn stats(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
     let total: Duration = samples.iter().sum();
@@ -109,9 +120,10 @@ async fn bench() {
     let mut setup = Vec::new();
     let mut netns_only = Vec::new();
     let mut teardown = Vec::new();
-    let mut paths = Vec::new();
+    let mut pinned = Pinned(Vec::new());
     for i in 0..CONTAINERS {
         let path = dir.path().join(format!("ns{i}"));
+        pinned.0.push(path.clone());
         let id = format!("{i:064x}");
         let t = Instant::now();
         create_netns(&path).await.expect("netns");
@@ -128,12 +140,11 @@ async fn bench() {
         .await
         .expect("connect");
         setup.push(t.elapsed());
-        paths.push(path);
     }
     stats("create netns", netns_only);
     stats("create netns + connect", setup);
 
-    let server_ns = paths[0].clone();
+    let server_ns = pinned.0[0].clone();
     let listener = in_netns_blocking(&server_ns, || TcpListener::bind("0.0.0.0:9000"))
         .expect("enter")
         .expect("bind");
@@ -161,7 +172,7 @@ async fn bench() {
     stats("connect+1-byte exchange, direct", c);
     stats("connect+1-byte exchange, via proxy", d);
 
-    for (i, path) in paths.iter().enumerate() {
+    for (i, path) in pinned.0.iter().enumerate() {
         let t = Instant::now();
         mgr.disconnect("bridge", &format!("{i:064x}"))
             .await
