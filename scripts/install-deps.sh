@@ -12,6 +12,9 @@ PKGS=(
   runc crun                       # peers the tests and benches compare against
   skopeo docker-registry umoci    # registry and image interop tests
   openssl                         # registry TLS tests make a private CA
+  nftables                        # berthd's NAT and port rules (nft -j)
+  tini                            # docker run --init (tini-static as /sbin/docker-init)
+  python3                         # docker-py end-to-end tests
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -22,6 +22,8 @@ pub struct EngineConfig {
     pub bridge_name: String,
     pub default_address_pool: String,
     pub default_bridge_subnet: String,
+    /// Berth's own nftables table.
+    pub nft_table: String,
 }
 
 impl EngineConfig {
@@ -37,7 +39,8 @@ impl EngineConfig {
             live_restore: true,
             bridge_name: "berth0".to_string(),
             default_address_pool: "172.30.0.0/16".to_string(),
-            default_bridge_subnet: "172.29.0.0/24".to_string(),
+            default_bridge_subnet: "172.29.0.1/24".to_string(),
+            nft_table: "berth".to_string(),
         }
     }
 

@@ -24,6 +24,28 @@ pub struct Engine {
     pub images: Arc<images::Images>,
     pub volumes: Arc<volumes::Volumes>,
     pub containers: Arc<container::Containers>,
+    pub networks: Arc<berth_network::NetworkManager>,
+}
+
+async fn open_networks(config: &EngineConfig) -> Result<berth_network::NetworkManager> {
+    let mut nc = berth_network::NetConfig::new(config.data_root.join("networks"));
+    nc.default_bridge = config.bridge_name.clone();
+    nc.default_bridge_cidr = config.default_bridge_subnet.parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid bridge address {:?} (gateway/prefix, e.g. 172.29.0.1/24)",
+            config.default_bridge_subnet
+        ))
+    })?;
+    nc.default_pool = config.default_address_pool.parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid default address pool {:?}",
+            config.default_address_pool
+        ))
+    })?;
+    nc.nft_table = config.nft_table.clone();
+    berth_network::NetworkManager::open(nc)
+        .await
+        .map_err(container::network_glue::net_err)
 }
 
 use events::Events;
@@ -44,12 +66,15 @@ impl Engine {
             .await
             .map_err(|e| Error::internal("opening the image store", e))??;
         let images = Arc::new(images);
+        images.spawn_background();
         let volumes = Arc::new(volumes::Volumes::open(&config, events.clone())?);
+        let networks = Arc::new(open_networks(&config).await?);
         let containers = container::Containers::open(
             config.clone(),
             events.clone(),
             images.clone(),
             volumes.clone(),
+            networks.clone(),
         )
         .await?;
         Ok(Arc::new(Engine {
@@ -58,6 +83,7 @@ impl Engine {
             images,
             volumes,
             containers,
+            networks,
         }))
     }
 }
@@ -65,6 +91,9 @@ impl Engine {
 impl Engine {
     /// Flushes what must survive the daemon (containers keep running).
     pub async fn shutdown(&self) {
+        self.networks.shutdown().await;
+        let images = self.images.clone();
+        let _ = tokio::task::spawn_blocking(move || images.shutdown()).await;
         tracing::info!("engine shut down");
     }
 }

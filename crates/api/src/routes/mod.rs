@@ -8,6 +8,7 @@ pub mod containers;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -18,6 +19,7 @@ pub fn all() -> Router<AppState> {
         .merge(exec::routes())
         .merge(images::routes())
         .merge(volumes::routes())
+        .merge(networks::routes())
         .fallback(not_found)
 }
 

@@ -8,7 +8,7 @@ pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;
-mod network_glue;
+pub mod network_glue;
 pub mod spec;
 pub mod stats;
 pub mod types;
@@ -70,6 +70,7 @@ pub struct Containers {
     pub events: Arc<Events>,
     pub images: Arc<Images>,
     pub volumes: Arc<Volumes>,
+    pub networks: Arc<berth_network::NetworkManager>,
     pub(crate) entries: RwLock<BTreeMap<String, Arc<Entry>>>,
     pub(crate) execs: exec::ExecTable,
     daemon_id: String,
@@ -81,6 +82,7 @@ impl Containers {
         events: Arc<Events>,
         images: Arc<Images>,
         volumes: Arc<Volumes>,
+        networks: Arc<berth_network::NetworkManager>,
     ) -> Result<Arc<Containers>> {
         let daemon_id = load_daemon_id(&config)?;
         let dir = config.containers_dir();
@@ -124,11 +126,23 @@ impl Containers {
             events,
             images,
             volumes,
+            networks,
             entries: RwLock::new(entries),
             execs: exec::ExecTable::default(),
             daemon_id,
         });
         me.clone().recover().await;
+        // Endpoints of containers that are gone (removed or died while the daemon was down).
+        let live: Vec<String> = me
+            .all()
+            .iter()
+            .map(|e| e.snapshot())
+            .filter(|c| c.state.running)
+            .map(|c| c.id)
+            .collect();
+        if let Err(e) = me.networks.reconcile(&live).await {
+            tracing::warn!(error = %e, "reconciling networks");
+        }
         Ok(me)
     }
 

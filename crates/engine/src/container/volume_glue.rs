@@ -1,7 +1,8 @@
 //! What containers need of the volumes service, in one place.
 
 use super::Containers;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::path::{Path, PathBuf};
 
 pub struct VolumeRef {
@@ -11,38 +12,60 @@ pub struct VolumeRef {
 
 impl Containers {
     pub(crate) fn volume_named(&self, name: &str, container_id: &str) -> Result<VolumeRef> {
-        let path = self.volumes.root.join(name).join("_data");
-        std::fs::create_dir_all(&path)?;
-        let _ = container_id;
+        let v = self.volumes.get_or_create(name, container_id)?;
         Ok(VolumeRef {
-            name: name.to_string(),
-            mountpoint: path.display().to_string(),
+            name: v.name,
+            mountpoint: v.mountpoint,
         })
     }
 
     pub(crate) fn volume_anonymous(&self, container_id: &str) -> Result<VolumeRef> {
-        self.volume_named(&crate::ids::new_id(), container_id)
+        let v = self.volumes.create_anonymous(container_id)?;
+        Ok(VolumeRef {
+            name: v.name,
+            mountpoint: v.mountpoint,
+        })
     }
 
     pub(crate) fn volume_path(&self, name: &str) -> Result<PathBuf> {
-        Ok(self.volumes.root.join(name).join("_data"))
+        self.volumes.mount_path(name)
     }
 
+    /// Docker copies the image's content at the mount point into a fresh volume. The mount
+    /// point is resolved inside the container's root, so an image symlink cannot point the
+    /// copy at the host.
     pub(crate) fn volume_copy_up(&self, name: &str, rootfs: &Path, target: &str) -> Result<()> {
-        let _ = (name, rootfs, target);
-        Ok(())
+        let root = rustix::fs::open(
+            rootfs,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::internal(format!("opening {}", rootfs.display()), e))?;
+        let rel = target.trim_start_matches('/');
+        let dir = match rustix::fs::openat2(
+            &root,
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT,
+        ) {
+            Ok(d) => d,
+            Err(_) => return Ok(()), // nothing in the image there
+        };
+        use std::os::fd::AsRawFd;
+        let src = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+        self.volumes.copy_up(name, &src)
     }
 
     pub(crate) fn volume_add_user(&self, name: &str, container_id: &str) {
-        let _ = (name, container_id);
+        self.volumes.add_user(name, container_id)
     }
 
     pub(crate) fn volume_remove_user(&self, name: &str, container_id: &str) {
-        let _ = (name, container_id);
+        self.volumes.remove_user(name, container_id)
     }
 
     pub(crate) fn volume_remove(&self, name: &str) -> Result<()> {
-        let _ = std::fs::remove_dir_all(self.volumes.root.join(name));
-        Ok(())
+        self.volumes.remove(name, false)
     }
 }
