@@ -42,7 +42,7 @@ pub async fn serve(
             let req = req.map(Body::new);
             let resp: Response = match crate::version::strip(req) {
                 Ok(req) => app.oneshot(req).await.unwrap_or_else(|e| match e {}),
-                Err(resp) => resp,
+                Err(resp) => *resp,
             };
             Ok::<_, Infallible>(resp)
         }

@@ -23,7 +23,7 @@ fn split(path: &str) -> Option<(&str, &str)> {
     Some((ver, &rest[end..]))
 }
 
-pub fn strip(mut req: Request<Body>) -> Result<Request<Body>, Response> {
+pub fn strip(mut req: Request<Body>) -> Result<Request<Body>, Box<Response>> {
     let path = req.uri().path();
     let Some((ver, rest)) = split(path) else {
         return Ok(req);
@@ -60,7 +60,11 @@ pub fn strip(mut req: Request<Body>) -> Result<Request<Body>, Response> {
 #[derive(Clone, Copy, Debug)]
 pub struct ApiVersion(pub u32);
 
-fn refuse(msg: String) -> Response {
+fn refuse(msg: String) -> Box<Response> {
+    Box::new(refuse_unboxed(msg))
+}
+
+fn refuse_unboxed(msg: String) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(serde_json::json!({ "message": msg })),

@@ -93,7 +93,7 @@ fn matches(c: &Container, f: &HashMap<String, Vec<String>>, st: &AppState) -> Ap
                         )));
                     }
                 }
-                vals.iter().any(|v| *v == c.state.status)
+                vals.contains(&c.state.status)
             }
             "exited" => vals.iter().any(|v| {
                 !c.state.running

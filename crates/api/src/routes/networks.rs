@@ -42,7 +42,7 @@ async fn list(
             ok &= match k.as_str() {
                 "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
                 "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
-                "driver" => vals.iter().any(|v| *v == n.driver),
+                "driver" => vals.contains(&n.driver),
                 "label" => vals.iter().all(|v| label_matches(&n.labels, v)),
                 "scope" => vals.iter().any(|v| v == "local"),
                 "type" => vals.iter().any(|v| match v.as_str() {

@@ -235,11 +235,11 @@ async fn events(
         }
     });
     let stream = tokio_stream_from(body_rx);
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError(berth_engine::Error::internal("building the response", e)))?)
+        .map_err(|e| ApiError(berth_engine::Error::internal("building the response", e)))
 }
 
 pub fn tokio_stream_from(

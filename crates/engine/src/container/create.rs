@@ -21,9 +21,10 @@ fn validate(req: &CreateRequest) -> Result<()> {
         ));
     }
     if rp.maximum_retry_count > 0 && rp.name != "on-failure" {
-        return Err(Error::invalid(format!(
+        return Err(Error::invalid(
             "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )));
+                .to_string(),
+        ));
     }
     if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
         return Err(Error::invalid(
@@ -71,7 +72,7 @@ fn validate(req: &CreateRequest) -> Result<()> {
     if hc.memory > 0 && hc.memory < 6 * 1024 * 1024 {
         return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
     }
-    if hc.cpu_quota > 0 && hc.nano_cpus > 0 || hc.cpu_period > 0 && hc.nano_cpus > 0 {
+    if hc.nano_cpus > 0 && (hc.cpu_quota > 0 || hc.cpu_period > 0) {
         return Err(Error::invalid(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set",
         ));

@@ -369,17 +369,17 @@ impl Containers {
         let _op = entry.op.lock().await;
         let rec = entry.snapshot();
         if rec.state.paused {
-            return Err(Error::Conflict(format!(
-                "cannot start a paused container, try unpause instead"
-            )));
+            return Err(Error::Conflict(
+                "cannot start a paused container, try unpause instead".to_string(),
+            ));
         }
         if rec.state.running {
             return Err(Error::NotModified("container already started".into()));
         }
         if rec.state.status == "removing" || rec.state.dead {
-            return Err(Error::Conflict(format!(
-                "container is marked for removal and cannot be started"
-            )));
+            return Err(Error::Conflict(
+                "container is marked for removal and cannot be started".to_string(),
+            ));
         }
         match self.start_locked(&entry).await {
             Ok(()) => Ok(()),
@@ -1145,16 +1145,14 @@ impl Containers {
 }
 
 fn wait_monitor(run_dir: &Path) -> Option<ExitInfo> {
-    loop {
-        match Control::connect(run_dir).and_then(|c| c.wait()) {
-            Ok(info) => return Some(info),
-            Err(e) => {
-                if let Some(info) = berth_monitor::read_exit(run_dir) {
-                    return Some(info);
-                }
-                tracing::warn!(run_dir = %run_dir.display(), error = %e, "monitor lost");
-                return None;
+    match Control::connect(run_dir).and_then(|c| c.wait()) {
+        Ok(info) => Some(info),
+        Err(e) => {
+            if let Some(info) = berth_monitor::read_exit(run_dir) {
+                return Some(info);
             }
+            tracing::warn!(run_dir = %run_dir.display(), error = %e, "monitor lost");
+            None
         }
     }
 }

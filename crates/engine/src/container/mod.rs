@@ -269,9 +269,9 @@ impl Containers {
         let new_name = crate::ids::validate_name(new_name)?;
         let old = entry.snapshot();
         if old.name == new_name {
-            return Err(Error::invalid(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(Error::invalid(
+                "Renaming a container with the same name as its current name".to_string(),
+            ));
         }
         if let Some(other) = self.name_taken(&new_name) {
             return Err(Error::Conflict(format!(

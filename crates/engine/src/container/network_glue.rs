@@ -354,9 +354,10 @@ impl Containers {
         if matches!(rec.network_mode(), "host" | "none")
             || rec.network_mode().starts_with("container:")
         {
-            return Err(Error::invalid(format!(
+            return Err(Error::invalid(
                 "container cannot be disconnected from host network or connected to host network"
-            )));
+                    .to_string(),
+            ));
         }
         if Self::wanted_networks(&rec).contains(&info.name) {
             return Err(Error::Conflict(format!(

@@ -423,7 +423,7 @@ pub fn build(i: &SpecInputs) -> Result<Value> {
     let caps = capabilities(hc)?;
     let sec = security_opts(hc)?;
     let mut args = i.parts.args.clone();
-    let mut mounts = default_mounts(hc.privileged, !matches!(i.netns, NetNs::Host) || true);
+    let mut mounts = default_mounts(hc.privileged, true);
     if hc.shm_size >= 0 && !hc.ipc_mode.starts_with("container:") && hc.ipc_mode != "host" {
         let size = if hc.shm_size > 0 {
             hc.shm_size
@@ -532,9 +532,11 @@ mod tests {
 
     #[test]
     fn caps_add_drop() {
-        let mut hc = HostConfig::default();
-        hc.cap_drop = vec!["net_raw".into()];
-        hc.cap_add = vec!["SYS_ADMIN".into()];
+        let mut hc = HostConfig {
+            cap_drop: vec!["net_raw".into()],
+            cap_add: vec!["SYS_ADMIN".into()],
+            ..Default::default()
+        };
         let caps = capabilities(&hc).unwrap();
         assert!(!caps.contains(&"CAP_NET_RAW".to_string()));
         assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
