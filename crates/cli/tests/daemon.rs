@@ -278,7 +278,7 @@ fn inspect_formats_match_the_docker_cli() {
         "{{range .Config.Env}}{{.}},{{end}}",
         &name,
     ]);
-    assert!(env.starts_with("K=V,"), "{env}");
+    assert!(env.split(',').any(|e| e == "K=V"), "{env}");
     // no format: the daemon's JSON, indented as docker prints it
     let json = d.ok(&["inspect", &name]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -342,7 +342,7 @@ fn cp_both_ways() {
         &format!("{name}:/etc/hostname"),
         newname.to_str().unwrap(),
     ]);
-    let hn = d.ok(&["inspect", "--format", "{{.Config.Hostname}}", &name]);
+    let hn = d.ok(&["exec", &name, "cat", "/etc/hostname"]);
     assert_eq!(std::fs::read_to_string(&newname).unwrap(), hn);
     let r = d.berth(&[
         "cp",
