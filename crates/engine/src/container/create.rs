@@ -62,7 +62,7 @@ fn validate(req: &CreateRequest) -> Result<()> {
         )));
     }
     for b in &hc.binds {
-        super::lifecycle::parse_bind(b)?;
+        super::mounts::parse_bind(b)?;
     }
     for (port, _) in hc.port_bindings.iter() {
         parse_port_key(port)?;

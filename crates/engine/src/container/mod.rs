@@ -8,8 +8,10 @@ pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;
+pub mod mounts;
 pub mod network_glue;
 pub mod spec;
+mod start;
 pub mod stats;
 pub mod types;
 mod volume_glue;
@@ -89,6 +91,8 @@ impl Containers {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::internal(format!("creating {}", dir.display()), e))?;
         std::fs::create_dir_all(config.exec_root.join("c"))?;
+        // Exec instances do not outlive the daemon (as in Docker); their monitors finish alone.
+        let _ = std::fs::remove_dir_all(config.exec_root.join("x"));
         let mut entries = BTreeMap::new();
         for e in std::fs::read_dir(&dir)?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();

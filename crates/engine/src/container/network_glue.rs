@@ -19,6 +19,50 @@ pub struct NetSetup {
     pub hosts: Option<String>,
 }
 
+/// `--add-host name:ip` entries; `host-gateway` is the gateway of the first network.
+pub(crate) fn extra_hosts(
+    rec: &Container,
+    gateway: Option<Ipv4Addr>,
+) -> Result<Vec<(String, IpAddr)>> {
+    let mut extra = Vec::new();
+    for h in &rec.host_config.extra_hosts {
+        let Some((name, addr)) = h.split_once(':').or_else(|| h.split_once('=')) else {
+            return Err(Error::invalid(format!(
+                "invalid add-host {h:?}: expected name:ip"
+            )));
+        };
+        let ip: IpAddr = if addr == "host-gateway" {
+            IpAddr::V4(gateway.unwrap_or(Ipv4Addr::LOCALHOST))
+        } else {
+            addr.parse()
+                .map_err(|_| Error::invalid(format!("invalid IP address in add-host: {addr:?}")))?
+        };
+        extra.push((name.to_string(), ip));
+    }
+    Ok(extra)
+}
+
+/// The container's resolv.conf: `--dns*` flags, the embedded server, or the host's.
+pub(crate) fn resolv_conf(rec: &Container, embedded: Option<Ipv4Addr>) -> Result<String> {
+    let hc = &rec.host_config;
+    let host =
+        files::ResolvConf::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let servers = hc
+        .dns
+        .iter()
+        .map(|d| {
+            d.parse()
+                .map_err(|_| Error::invalid(format!("invalid DNS server {d:?}")))
+        })
+        .collect::<Result<Vec<IpAddr>>>()?;
+    let user = files::DnsSettings {
+        servers,
+        search: hc.dns_search.clone(),
+        options: hc.dns_options.clone(),
+    };
+    Ok(files::render_resolv_conf(&host, &user, embedded))
+}
+
 pub fn net_err(e: berth_network::NetError) -> Error {
     use berth_network::NetError as N;
     match &e {
@@ -266,25 +310,11 @@ impl Containers {
         } else {
             rec.config.hostname.clone()
         };
-        let mut extra = Vec::new();
-        for h in &rec.host_config.extra_hosts {
-            if let Some((name, addr)) = h.split_once(':').or_else(|| h.split_once('=')) {
-                let ip: IpAddr = if addr == "host-gateway" {
-                    IpAddr::V4(
-                        networks
-                            .values()
-                            .next()
-                            .and_then(|n| n["Gateway"].as_str()?.parse().ok())
-                            .unwrap_or(Ipv4Addr::LOCALHOST),
-                    )
-                } else {
-                    addr.parse().map_err(|_| {
-                        Error::invalid(format!("invalid IP address in add-host: {addr:?}"))
-                    })?
-                };
-                extra.push((name.to_string(), ip));
-            }
-        }
+        let gw = networks
+            .values()
+            .next()
+            .and_then(|n| n["Gateway"].as_str()?.parse().ok());
+        let extra = extra_hosts(rec, gw)?;
         let hosts = files::render_hosts(&hostname, &own_ips[..own_ips.len().min(1)], &[], &extra);
         self.update(&entry, |c| {
             c.networks = networks;
