@@ -365,8 +365,9 @@ async fn stream_container(
     if let Some(p) = proxy {
         p.abort();
     }
-    if end? == StreamEnd::Detached {
-        return Ok(());
+    let end = end?;
+    if end != StreamEnd::Eof {
+        return end.early_result();
     }
     let status = run::wait_status(read_all(wait).await?)?;
     if status != 0 {

@@ -93,11 +93,7 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
             &Query::new(),
             Some(&body),
         )
-        .await
-        .map_err(|e| Fail {
-            code: 126,
-            msg: e.to_string(),
-        })?;
+        .await?;
     let id = created["Id"].as_str().unwrap_or_default().to_string();
     if a.detach {
         client
@@ -147,8 +143,9 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
         r.abort();
     }
     drop(raw);
-    if end? == StreamEnd::Detached {
-        return Ok(());
+    let end = end?;
+    if end != StreamEnd::Eof {
+        return end.early_result();
     }
     let info: Value = client
         .get_json(&format!("/exec/{id}/json"), &Query::new())

@@ -823,11 +823,12 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
         r.abort();
     }
     drop(raw);
-    if end? == StreamEnd::Detached {
+    let end = end?;
+    if end != StreamEnd::Eof {
         if let Some(p) = proxy {
             p.abort();
         }
-        return Ok(());
+        return end.early_result();
     }
     let status = wait_status(read_all(wait).await.map_err(daemon_fail)?)?;
     if let Some(p) = proxy {

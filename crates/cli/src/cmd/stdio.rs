@@ -24,6 +24,20 @@ pub enum StreamEnd {
     Eof,
     /// The user typed the detach sequence.
     Detached,
+    /// We got SIGTERM or SIGHUP while holding the terminal: let go of it,
+    /// leave the container running (docker's client dies the same way).
+    Terminated,
+}
+
+impl StreamEnd {
+    /// The command's result when the stream did not end by itself: detaching
+    /// succeeds; a termination signal exits as a signal death would (143).
+    pub fn early_result(&self) -> anyhow::Result<()> {
+        match self {
+            StreamEnd::Terminated => Err(super::Fail::exit(143)),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
@@ -35,8 +49,16 @@ pub async fn pump(io: Hijacked, opts: &StreamOpts) -> anyhow::Result<StreamEnd> 
         .then(|| DetachWatcher::new(opts.detach_keys.clone()));
     let mut demux = Demux::new();
     let mut buf = vec![0u8; 32 * 1024];
+    // With a TTY the terminal is in raw mode: a plain kill must still restore it,
+    // so termination signals end the stream and unwind through the guard.
+    let mut term = if opts.tty {
+        Some(termination_signals()?)
+    } else {
+        None
+    };
     loop {
         tokio::select! {
+            _ = recv_term(&mut term) => return Ok(StreamEnd::Terminated),
             n = rd.read(&mut buf) => {
                 let n = n?;
                 if n == 0 {
@@ -76,6 +98,32 @@ pub async fn pump(io: Hijacked, opts: &StreamOpts) -> anyhow::Result<StreamEnd> 
                 }
             }
         }
+    }
+}
+
+fn termination_signals() -> std::io::Result<mpsc::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = mpsc::channel(1);
+    for kind in [SignalKind::terminate(), SignalKind::hangup()] {
+        let mut s = signal(kind)?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if s.recv().await.is_some() {
+                let _ = tx.send(()).await;
+            }
+        });
+    }
+    Ok(rx)
+}
+
+async fn recv_term(rx: &mut Option<mpsc::Receiver<()>>) {
+    match rx {
+        Some(rx) => {
+            if rx.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 
