@@ -768,3 +768,61 @@ fn small_verbs_match_the_docker_cli() {
     let top = d.ok(&["top", &new]);
     assert!(top.starts_with("UID") && top.contains("sleep 300"), "{top}");
 }
+
+/// `-H tcp://` goes through a loopback forwarder to the daemon's unix socket.
+#[test]
+fn tcp_host_on_loopback() {
+    let d = need_daemon!();
+    let Some(sock) = d.host.strip_prefix("unix://").map(str::to_string) else {
+        eprintln!("SKIP: the daemon under test is not on a unix socket");
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(tcp) = conn else { break };
+            let Ok(unix) = std::os::unix::net::UnixStream::connect(&sock) else {
+                break;
+            };
+            let (mut t2, mut u2) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+            let (mut t1, mut u1) = (tcp, unix);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut t1, &mut u1);
+                let _ = u1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut t2);
+                let _ = t2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    let url = format!("tcp://{addr}");
+    let mut c = d.berth_cmd(&["version", "--format", "{{.Server.ApiVersion}}"]);
+    c.args(["-H", &url]);
+    let r: common::Run = c.output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("1."), "{}", r.stdout);
+    // and through DOCKER_HOST when no -H is given
+    let r: common::Run = std::process::Command::new(&d.berth)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "over-tcp",
+        ])
+        .env("DOCKER_HOST", &url)
+        .env_remove("BERTH_HOST")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "over-tcp\n"),
+        "{}",
+        r.stderr
+    );
+}
