@@ -191,6 +191,42 @@ pub struct CreateOpts {
     /// Write the container ID to the file
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
+    /// Attach to STDIN, STDOUT or STDERR (default: STDOUT and STDERR, plus STDIN with -i)
+    #[arg(short = 'a', long = "attach", value_parser = ["stdin", "stdout", "stderr"])]
+    pub attach: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<PathBuf>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Suppress the pull output
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -422,8 +458,81 @@ fn security_opt(o: &str) -> anyhow::Result<String> {
     Ok(o.to_string())
 }
 
+/// Which of stdin, stdout, stderr a foreground run attaches.
+pub fn attached_streams(o: &CreateOpts) -> (bool, bool, bool) {
+    if o.attach.is_empty() {
+        return (o.interactive, true, true);
+    }
+    let has = |s: &str| o.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
+    (has("stdin"), has("stdout"), has("stderr"))
+}
+
+fn go_duration_ns(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    v.as_ref()
+        .map(|s| {
+            units::parse_go_duration(s)
+                .map(|secs| (secs * 1e9) as i64)
+                .ok_or_else(|| {
+                    anyhow!("invalid argument {s:?} for {flag}: expected a duration such as 30s")
+                })
+        })
+        .transpose()
+}
+
+fn healthcheck(o: &CreateOpts) -> anyhow::Result<Option<Value>> {
+    let tuned = o.health_interval.is_some()
+        || o.health_timeout.is_some()
+        || o.health_retries.is_some()
+        || o.health_start_period.is_some();
+    if o.no_healthcheck {
+        if o.health_cmd.is_some() || tuned {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(Some(json!({"Test": ["NONE"]})));
+    }
+    if o.health_cmd.is_none() && !tuned {
+        return Ok(None);
+    }
+    let mut h = Map::new();
+    if let Some(c) = &o.health_cmd {
+        h.insert("Test".into(), json!(["CMD-SHELL", c]));
+    }
+    for (flag, v, key) in [
+        ("--health-interval", &o.health_interval, "Interval"),
+        ("--health-timeout", &o.health_timeout, "Timeout"),
+        (
+            "--health-start-period",
+            &o.health_start_period,
+            "StartPeriod",
+        ),
+    ] {
+        if let Some(ns) = go_duration_ns(flag, v)? {
+            h.insert(key.into(), json!(ns));
+        }
+    }
+    if let Some(r) = o.health_retries {
+        h.insert("Retries".into(), json!(r));
+    }
+    Ok(Some(Value::Object(h)))
+}
+
+fn read_label_files(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
+}
+
 /// The ContainerCreate body docker would send for these flags.
 pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
+    let (att_in, att_out, att_err) = attached_streams(o);
     let mut env = Vec::new();
     for f in &o.env_file {
         env.extend(read_env_file(f)?);
@@ -488,25 +597,28 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
         "Hostname": o.hostname.clone().unwrap_or_default(),
         "Domainname": o.domainname.clone().unwrap_or_default(),
         "User": o.user.clone().unwrap_or_default(),
-        "AttachStdin": attach && o.interactive,
-        "AttachStdout": attach,
-        "AttachStderr": attach,
+        "AttachStdin": attach && att_in,
+        "AttachStdout": attach && att_out,
+        "AttachStderr": attach && att_err,
         "Tty": o.tty,
         "OpenStdin": o.interactive,
-        "StdinOnce": attach && o.interactive,
+        "StdinOnce": attach && att_in,
         "Env": env,
         "Cmd": if o.command.is_empty() { Value::Null } else { json!(o.command) },
         "Image": o.image,
         "Volumes": if volumes.is_empty() { Value::Null } else { Value::Object(volumes) },
         "WorkingDir": o.workdir.clone().unwrap_or_default(),
         "Entrypoint": entrypoint,
-        "Labels": kv_list(&o.label),
+        "Labels": kv_list(&[read_label_files(&o.label_file)?, o.label.clone()].concat()),
     });
     if !exposed.is_empty() {
         config["ExposedPorts"] = Value::Object(exposed);
     }
     if let Some(s) = &o.stop_signal {
         config["StopSignal"] = json!(s);
+    }
+    if let Some(h) = healthcheck(o)? {
+        config["Healthcheck"] = h;
     }
     if let Some(t) = o.stop_timeout {
         config["StopTimeout"] = json!(t);
@@ -558,6 +670,19 @@ pub fn create_body(o: &CreateOpts, attach: bool) -> anyhow::Result<Value> {
     }
     if let Some(c) = o.cpus {
         h.insert("NanoCpus".into(), json!((c * 1e9).round() as i64));
+    }
+    if let Some(m) = &o.memory_reservation {
+        let v = units::parse_ram(m).ok_or_else(|| anyhow!("invalid memory-reservation {m:?}"))?;
+        h.insert("MemoryReservation".into(), json!(v));
+    }
+    if let Some(p) = o.cpu_period {
+        h.insert("CpuPeriod".into(), json!(p));
+    }
+    if let Some(q) = o.cpu_quota {
+        h.insert("CpuQuota".into(), json!(q));
+    }
+    if o.oom_kill_disable {
+        h.insert("OomKillDisable".into(), json!(true));
     }
     if let Some(c) = o.cpu_shares {
         h.insert("CpuShares".into(), json!(c));
@@ -765,11 +890,12 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     let id = create(ctx, o, true).await?;
     let client = &ctx.client;
 
+    let (att_in, att_out, att_err) = attached_streams(o);
     let mut q = Query::new()
         .set("stream", "1")
-        .set("stdout", "1")
-        .set("stderr", "1")
-        .flag("stdin", o.interactive);
+        .flag("stdout", att_out)
+        .flag("stderr", att_err)
+        .flag("stdin", att_in);
     if a.detach_keys.is_some() {
         q = q.set("detachKeys", detach_keys_str.clone());
     }
@@ -815,7 +941,7 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     let proxy = (a.sig_proxy && !o.tty).then(|| stdio::spawn_sig_proxy(client.clone(), id.clone()));
     let opts = StreamOpts {
         tty: o.tty,
-        stdin: o.interactive,
+        stdin: att_in,
         detach_keys,
     };
     let end = stdio::pump(io, &opts).await;
@@ -954,6 +1080,47 @@ mod tests {
             b["NetworkingConfig"]["EndpointsConfig"]["none"]["Aliases"],
             json!(["a"])
         );
+    }
+
+    #[test]
+    fn health_attach_and_cpu_flags() {
+        let b = body(&[
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "5s",
+            "--health-retries",
+            "2",
+            "--cpu-quota",
+            "50000",
+            "--cpu-period",
+            "100000",
+            "--memory-reservation",
+            "32m",
+            "-a",
+            "stderr",
+            "img",
+        ]);
+        assert_eq!(
+            b["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000i64, "Retries": 2})
+        );
+        assert_eq!(b["HostConfig"]["CpuQuota"], 50000);
+        assert_eq!(b["HostConfig"]["CpuPeriod"], 100000);
+        assert_eq!(b["HostConfig"]["MemoryReservation"], 32 * 1024 * 1024);
+        assert_eq!(
+            (b["AttachStdout"].clone(), b["AttachStderr"].clone()),
+            (json!(false), json!(true))
+        );
+        assert_eq!(
+            body(&["--no-healthcheck", "img"])["Healthcheck"],
+            json!({"Test": ["NONE"]})
+        );
+        assert!(create_body(
+            &T::parse_from(["x", "--no-healthcheck", "--health-cmd", "x", "img"]).o,
+            true
+        )
+        .is_err());
     }
 
     #[test]
