@@ -1,0 +1,815 @@
+//! The real docker CLI (/usr/local/bin/docker, API 1.50) against a private berthd: what a user
+//! types and what they see.
+
+mod common;
+
+use common::{finish, read_until, wait_for, Daemon, OutputExt};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(120);
+
+#[test]
+fn version_and_info() {
+    let d = Daemon::start_bare();
+    let v = d
+        .docker(&[
+            "version",
+            "--format",
+            "{{.Server.Version}}|{{.Server.APIVersion}}|{{.Server.MinAPIVersion}}",
+        ])
+        .ok();
+    let parts: Vec<&str> = v.split('|').collect();
+    assert_eq!(parts.len(), 3, "{v}");
+    assert!(!parts[0].is_empty(), "empty Server Version: {v}");
+    assert_eq!(parts[1], "1.50");
+    let info = d
+        .docker(&[
+            "info",
+            "--format",
+            "{{.ServerVersion}}|{{.OperatingSystem}}|{{.Containers}}",
+        ])
+        .ok();
+    assert!(info.starts_with(&format!("{}|", parts[0])), "{info}");
+    assert!(info.ends_with("|0"), "fresh daemon has containers: {info}");
+    let plain = d.docker(&["info"]).ok();
+    assert!(plain.contains("Server Version"), "{plain}");
+}
+
+#[test]
+fn load_and_images() {
+    let d = Daemon::start_bare();
+    let tar = common::anchor_images().join("busybox-docker.tar");
+    let out = d.docker(&["load", "-i", tar.to_str().expect("utf-8")]).ok();
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    let list = d
+        .docker(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        .ok();
+    assert!(list.starts_with("busybox:latest "), "{list}");
+    let table = d.docker(&["images"]).ok();
+    let header = table.lines().next().unwrap_or_default();
+    for col in ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"] {
+        assert!(header.contains(col), "{table}");
+    }
+    let id = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
+        .ok();
+    assert!(id.starts_with("sha256:"), "{id}");
+}
+
+#[test]
+fn run_rm_exit_codes_and_output() {
+    let d = Daemon::start();
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(o.code(), 3, "{}", o.err());
+    let o = d.docker(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(o.code(), 0, "{}", o.err());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(o.out(), "out\n");
+    assert_eq!(o.err(), "err\n");
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "", "--rm left containers");
+}
+
+#[test]
+fn run_d_logs_tail_timestamps() {
+    let d = Daemon::start();
+    let id = d.run_d(&["busybox", "sh", "-c", "echo one; echo two; echo three >&2"]);
+    assert_eq!(d.docker(&["wait", &id]).ok(), "0");
+    let o = d.docker(&["logs", &id]);
+    assert_eq!(o.out(), "one\ntwo\n");
+    assert_eq!(o.err(), "three\n");
+    let o = d.docker(&["logs", "--tail", "1", &id]);
+    assert_eq!(
+        o.out() + &o.err(),
+        "three\n",
+        "tail 1 is the last line of both streams"
+    );
+    let ts = d.docker(&["logs", "--timestamps", &id]).ok();
+    for line in ts.lines() {
+        let (stamp, _) = line.split_once(' ').expect("timestamp then text");
+        // RFC 3339 with nanoseconds, e.g. 2026-11-29T08:31:35.123456789Z
+        assert!(
+            stamp.len() >= 20
+                && stamp.as_bytes()[4] == b'-'
+                && stamp.contains('T')
+                && stamp.ends_with('Z'),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn logs_follow_ends_when_container_exits() {
+    let d = Daemon::start();
+    let id = d.run_d(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo first; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo last",
+    ]);
+    let mut follow = d.docker_spawn(&["logs", "-f", &id]);
+    let seen = read_until(&mut follow, "first", LONG);
+    assert!(seen.starts_with("first"), "{seen}");
+    d.docker(&["exec", &id, "touch", "/tmp/go"]).ok();
+    let out = finish(follow, "docker logs -f", LONG);
+    assert!(out.status.success(), "{}", out.err());
+    assert_eq!(d.docker(&["logs", &id]).ok(), "first\nlast");
+}
+
+#[test]
+fn exec_exit_codes_stdin_and_missing_command() {
+    let d = Daemon::start();
+    let id = d.run_d(&["busybox", "sleep", "1000"]);
+    let o = d.docker(&["exec", &id, "sh", "-c", "exit 7"]);
+    assert_eq!(o.code(), 7, "{}", o.err());
+    let o = d.docker(&["exec", &id, "hostname"]);
+    assert_eq!(o.ok(), &id[..12]);
+    let o = d.docker_stdin(
+        &["exec", "-i", &id, "sh", "-c", "cat; echo done"],
+        b"from stdin\n",
+    );
+    assert_eq!(o.ok(), "from stdin\ndone");
+    let o = d.docker(&["exec", &id, "no-such-command"]);
+    assert_eq!(o.code(), 127, "{}", o.err());
+    assert!(
+        o.err().contains("executable file not found"),
+        "message: {}",
+        o.err()
+    );
+    let o = d.docker(&["exec", &id, "/etc"]);
+    assert_eq!(o.code(), 126, "{}", o.err());
+}
+
+#[test]
+fn stop_then_rm() {
+    let d = Daemon::start();
+    d.docker(&["run", "-d", "--name", "s1", "busybox", "sleep", "1000"])
+        .ok();
+    assert_eq!(d.status("s1"), "running");
+    assert_eq!(d.docker(&["stop", "-t", "1", "s1"]).ok(), "s1");
+    assert_eq!(d.status("s1"), "exited");
+    assert_eq!(d.inspect("s1", "{{.State.ExitCode}}"), "137");
+    assert_eq!(d.docker(&["rm", "s1"]).ok(), "s1");
+    let o = d.docker(&["inspect", "s1"]);
+    assert_eq!(o.code(), 1);
+    assert!(
+        o.err().contains("No such object: s1") || o.err().contains("No such container"),
+        "{}",
+        o.err()
+    );
+}
+
+#[test]
+fn run_it_under_a_pty() {
+    let d = Daemon::start();
+    let o = d.sh("script -qec \"docker run -it --rm busybox sh -c 'tty; exit 4'\" /dev/null");
+    let out = o.out();
+    assert!(out.contains("/dev/pts/0"), "{out} {}", o.err());
+    assert_eq!(o.code(), 4, "{out}");
+}
+
+#[test]
+fn attach_to_running_container() {
+    let d = Daemon::start();
+    d.docker(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "a1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; read l; echo got $l; exit 2",
+    ])
+    .ok();
+    let o = d.docker_stdin(&["attach", "a1"], b"hello\n");
+    assert_eq!(o.out(), "got hello\n", "{}", o.err());
+    assert_eq!(o.code(), 2);
+    assert_eq!(d.docker(&["logs", "a1"]).ok(), "ready\ngot hello");
+}
+
+#[test]
+fn ps_and_filters() {
+    let d = Daemon::start();
+    let up = d.run_d(&[
+        "--name", "up1", "--label", "k=v", "busybox", "sleep", "1000",
+    ]);
+    d.docker(&["run", "--name", "done1", "busybox", "true"])
+        .ok();
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["ps", "--format", "{{.Names}}"];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = d.docker(&a).ok().lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&[]), ["up1"]);
+    assert_eq!(names(&["-a"]), ["done1", "up1"]);
+    assert_eq!(d.docker(&["ps", "-q"]).ok(), up[..12]);
+    assert_eq!(names(&["-a", "--filter", "status=exited"]), ["done1"]);
+    assert_eq!(names(&["-a", "--filter", "name=done"]), ["done1"]);
+    assert_eq!(names(&["-a", "--filter", "label=k=v"]), ["up1"]);
+    assert_eq!(
+        names(&["-a", "--filter", "ancestor=busybox"]),
+        ["done1", "up1"]
+    );
+    let table = d.docker(&["ps", "-a"]).ok();
+    let header = table.lines().next().unwrap_or_default();
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(header.contains(col), "{table}");
+    }
+    assert!(table.contains("Exited (0)"), "{table}");
+    assert!(table.contains("Up "), "{table}");
+}
+
+#[test]
+fn rename_pause_unpause_restart() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "old", "busybox", "sleep", "1000"]);
+    d.docker(&["rename", "old", "new"]).ok();
+    assert_eq!(d.inspect("new", "{{.Name}}"), "/new");
+    assert!(!d.docker(&["inspect", "old"]).status.success());
+
+    d.docker(&["pause", "new"]).ok();
+    assert_eq!(d.status("new"), "paused");
+    d.docker(&["unpause", "new"]).ok();
+    assert_eq!(d.status("new"), "running");
+
+    let pid1 = d.inspect("new", "{{.State.Pid}}");
+    d.docker(&["restart", "-t", "1", "new"]).ok();
+    assert_eq!(d.status("new"), "running");
+    let pid2 = d.inspect("new", "{{.State.Pid}}");
+    assert_ne!(pid1, pid2, "restart kept the same process");
+}
+
+#[test]
+fn wait_and_kill_with_signal() {
+    let d = Daemon::start();
+    let id = d.run_d(&["busybox", "sh", "-c", "sleep 0.5; exit 5"]);
+    assert_eq!(d.docker(&["wait", &id]).ok(), "5");
+
+    let id = d.run_d(&[
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; echo armed; while true; do sleep 0.1; done",
+    ]);
+    wait_for("the trap to be set", LONG, || {
+        d.docker(&["logs", &id])
+            .out()
+            .contains("armed")
+            .then_some(())
+    });
+    d.docker(&["kill", "-s", "USR1", &id]).ok();
+    assert_eq!(d.docker(&["wait", &id]).ok(), "9");
+
+    let id = d.run_d(&["busybox", "sleep", "1000"]);
+    d.docker(&["kill", &id]).ok();
+    assert_eq!(d.docker(&["wait", &id]).ok(), "137");
+}
+
+#[test]
+fn restart_always_until_stopped() {
+    let d = Daemon::start();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ra",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; sleep 0.3; exit 1",
+    ])
+    .ok();
+    wait_for("two restarts", LONG, || {
+        let n: u32 = d.inspect("ra", "{{.RestartCount}}").parse().unwrap_or(0);
+        (n >= 2).then_some(())
+    });
+    assert!(d.docker(&["logs", "ra"]).ok().matches("run").count() >= 2);
+    d.docker(&["stop", "-t", "1", "ra"]).ok();
+    assert_eq!(d.status("ra"), "exited");
+    let count = d.inspect("ra", "{{.RestartCount}}");
+    // A stopped always-container must stay down: give a restart loop time to show itself.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(d.status("ra"), "exited");
+    assert_eq!(d.inspect("ra", "{{.RestartCount}}"), count);
+}
+
+#[test]
+fn run_rm_frees_the_name() {
+    let d = Daemon::start();
+    for _ in 0..2 {
+        let o = d.docker(&["run", "--rm", "--name", "same", "busybox", "echo", "hi"]);
+        assert_eq!(o.ok(), "hi");
+    }
+    let o = d.docker(&["run", "-d", "--name", "same", "busybox", "sleep", "1000"]);
+    o.ok();
+    let o = d.docker(&["run", "-d", "--name", "same", "busybox", "true"]);
+    assert_eq!(o.code(), 125);
+    assert!(o.err().contains("is already in use"), "{}", o.err());
+}
+
+#[test]
+fn env_workdir_user() {
+    let d = Daemon::start();
+    let envfile = d.root().join("env.list");
+    std::fs::write(&envfile, "FROMFILE=yes\n# comment\nSPACED=a b\n").expect("env file");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env-file",
+        envfile.to_str().expect("utf-8"),
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $FROMFILE $SPACED; echo $PATH",
+    ]);
+    assert_eq!(
+        o.ok(),
+        "1 yes a b\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+    let o = d.docker(&["run", "--rm", "-w", "/some/dir", "busybox", "pwd"]);
+    assert_eq!(o.ok(), "/some/dir");
+    let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "id"]);
+    assert_eq!(o.ok(), "uid=1000 gid=1000 groups=1000");
+    let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "touch", "/x"]);
+    assert_ne!(o.code(), 0);
+    assert!(o.err().contains("Permission denied"), "{}", o.err());
+}
+
+#[test]
+fn read_only_rootfs() {
+    let d = Daemon::start();
+    let o = d.docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
+    assert_eq!(o.code(), 1);
+    assert!(o.err().contains("Read-only file system"), "{}", o.err());
+    let o = d.docker(&["run", "--rm", "busybox", "touch", "/x"]);
+    assert_eq!(o.code(), 0, "{}", o.err());
+}
+
+fn cap_eff(d: &Daemon, args: &[&str]) -> String {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "grep", "CapEff", "/proc/self/status"]);
+    let line = d.docker(&a).ok();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn capabilities_and_privileged() {
+    let d = Daemon::start();
+    // Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    assert_eq!(cap_eff(&d, &[]), "00000000a80425fb");
+    assert_eq!(cap_eff(&d, &["--cap-drop", "ALL"]), "0000000000000000");
+    assert_eq!(
+        cap_eff(&d, &["--cap-drop", "ALL", "--cap-add", "CHOWN"]),
+        "0000000000000001"
+    );
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .expect("cap_last_cap")
+        .trim()
+        .parse()
+        .expect("number");
+    let all = format!("{:016x}", (1u64 << (last + 1)) - 1);
+    assert_eq!(cap_eff(&d, &["--privileged"]), all);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "busybox",
+        "chown",
+        "1000",
+        "/tmp",
+    ]);
+    assert!(o.err().contains("Operation not permitted"), "{}", o.err());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "busybox",
+        "chown",
+        "1000",
+        "/tmp",
+    ]);
+    assert_eq!(o.code(), 0, "{}", o.err());
+    // Privileged containers see the host's devices.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "ls",
+        "/dev/loop-control",
+    ]);
+    assert_eq!(o.code(), 0, "{}", o.err());
+}
+
+fn status_field(d: &Daemon, args: &[&str], field: &str) -> String {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    let pat = format!("^{field}:");
+    a.extend_from_slice(&["busybox", "grep", &pat, "/proc/self/status"]);
+    let line = d.docker(&a).ok();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn no_new_privileges_and_seccomp() {
+    let d = Daemon::start();
+    assert_eq!(status_field(&d, &[], "NoNewPrivs"), "0");
+    assert_eq!(
+        status_field(&d, &["--security-opt", "no-new-privileges"], "NoNewPrivs"),
+        "1"
+    );
+    assert_eq!(status_field(&d, &[], "Seccomp"), "2");
+    assert_eq!(
+        status_field(&d, &["--security-opt", "seccomp=unconfined"], "Seccomp"),
+        "0"
+    );
+    // The default profile refuses what Docker's refuses.
+    let o = d.docker(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
+    assert_ne!(o.code(), 0, "unshare -U allowed by the default profile");
+}
+
+#[test]
+fn cgroup_limits_memory_pids_cpu() {
+    let d = Daemon::start();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-m",
+        "64m",
+        "busybox",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(o.ok(), "67108864");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "cat",
+        "/sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(o.ok(), "20");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--cpus",
+        "0.5",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us",
+    ]);
+    assert_eq!(o.ok(), "50000\n100000");
+    // Seen from the host, in the container's own cgroup.
+    let id = d.run_d(&["-m", "32m", "busybox", "sleep", "1000"]);
+    let host = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+    ))
+    .expect("the container's memory cgroup");
+    assert_eq!(host.trim(), "33554432");
+    assert_eq!(d.inspect(&id, "{{.HostConfig.Memory}}"), "33554432");
+    // The limit is enforced: a 200 MB string gets the container OOM-killed.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(o.code(), 137, "{} {}", o.out(), o.err());
+}
+
+#[test]
+fn init_is_pid_1() {
+    assert!(
+        std::path::Path::new("/usr/bin/docker-init").exists()
+            || std::path::Path::new("/usr/bin/tini").exists(),
+        "docker-init missing: apt-get install tini"
+    );
+    let d = Daemon::start();
+    let o = d.docker(&["run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"]);
+    let cmdline = o.ok().replace('\0', " ");
+    assert!(cmdline.contains("docker-init"), "{cmdline}");
+    let o = d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 6"]);
+    assert_eq!(o.code(), 6, "exit code through docker-init");
+}
+
+#[test]
+fn network_none_and_host() {
+    let d = Daemon::start();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    let links = o.ok();
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains(": lo:"), "{links}");
+    let host_links = std::fs::read_dir("/sys/class/net")
+        .expect("/sys/class/net")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    let seen = o
+        .ok()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect::<std::collections::BTreeSet<_>>();
+    // Interfaces may come and go (other tests' veths): the host's non-veth ones must be there.
+    for l in host_links.iter().filter(|l| !l.starts_with("veth")) {
+        assert!(
+            seen.contains(l) || !std::path::Path::new("/sys/class/net").join(l).exists(),
+            "{l} not in {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn bind_mounts_rw_and_ro() {
+    let d = Daemon::start();
+    let host = d.root().join("hostdir");
+    std::fs::create_dir(&host).expect("hostdir");
+    std::fs::write(host.join("in"), "from host\n").expect("file");
+    let v = format!("{}:/data", host.display());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &v,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in; echo from container > /data/out",
+    ]);
+    assert_eq!(o.ok(), "from host");
+    assert_eq!(
+        std::fs::read_to_string(host.join("out")).expect("written by container"),
+        "from container\n"
+    );
+    let v = format!("{}:/data:ro", host.display());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &v,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in; touch /data/x",
+    ]);
+    assert_eq!(o.out(), "from host\n");
+    assert!(o.err().contains("Read-only file system"), "{}", o.err());
+    assert!(!host.join("x").exists());
+}
+
+#[test]
+fn named_volume_shared_by_two_containers() {
+    let d = Daemon::start();
+    let writer = d.run_d(&[
+        "-v",
+        "vol1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /data/f; sleep 1000",
+    ]);
+    let o = wait_for("the reader to see the writer's file", LONG, || {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "vol1:/data",
+            "busybox",
+            "cat",
+            "/data/f",
+        ]);
+        o.status.success().then_some(o)
+    });
+    assert_eq!(o.ok(), "shared");
+    let vols = d
+        .docker(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"])
+        .ok();
+    assert_eq!(vols, "vol1 local");
+    let o = d.docker(&["volume", "rm", "vol1"]);
+    assert_ne!(o.code(), 0, "a volume in use was removed");
+    d.docker(&["rm", "-f", &writer]).ok();
+    d.docker(&["volume", "rm", "vol1"]).ok();
+}
+
+#[test]
+fn tmpfs_mount() {
+    let d = Daemon::start();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/x",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /x ' /proc/mounts; touch /x/ok && echo wrote",
+    ]);
+    let out = o.ok();
+    assert!(out.starts_with("tmpfs /x tmpfs"), "{out}");
+    assert!(out.ends_with("wrote"), "{out}");
+}
+
+#[test]
+#[ignore = "berthd: no /containers/{id}/archive route yet (docker cp gets 404)"]
+fn cp_both_ways() {
+    let d = Daemon::start();
+    let id = d.run_d(&["busybox", "sh", "-c", "echo inside > /tmp/f; sleep 1000"]);
+    wait_for("/tmp/f", LONG, || {
+        d.docker(&["exec", &id, "test", "-e", "/tmp/f"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let dest = d.root().join("fromc");
+    d.docker(&["cp", &format!("{id}:/tmp/f"), dest.to_str().expect("utf-8")])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&dest).expect("copied"), "inside\n");
+    let src = d.root().join("toc");
+    std::fs::write(&src, "outside\n").expect("file");
+    d.docker(&["cp", src.to_str().expect("utf-8"), &format!("{id}:/tmp/g")])
+        .ok();
+    assert_eq!(d.docker(&["exec", &id, "cat", "/tmp/g"]).ok(), "outside");
+}
+
+#[test]
+#[ignore = "berthd: no /containers/{id}/top route yet"]
+fn top_lists_processes() {
+    let d = Daemon::start();
+    let id = d.run_d(&["busybox", "sleep", "1000"]);
+    let out = d.docker(&["top", &id]).ok();
+    assert!(
+        out.lines().next().unwrap_or_default().contains("PID"),
+        "{out}"
+    );
+    assert!(out.contains("sleep 1000"), "{out}");
+}
+
+#[test]
+#[ignore = "berthd: no /containers/{id}/stats route yet"]
+fn stats_no_stream() {
+    let d = Daemon::start();
+    let id = d.run_d(&["--name", "st", "-m", "64m", "busybox", "sleep", "1000"]);
+    let out = d
+        .docker(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}}",
+            &id,
+        ])
+        .ok();
+    assert!(out.starts_with("st "), "{out}");
+    assert!(out.contains("64MiB"), "{out}");
+}
+
+#[test]
+#[ignore = "berthd: no /containers/{id}/export or /changes route yet"]
+fn export_and_diff() {
+    let d = Daemon::start();
+    let id = d.run_d(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /added; rm /bin/vi; sleep 1000",
+    ]);
+    wait_for("/added", LONG, || {
+        d.docker(&["exec", &id, "test", "-e", "/added"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let diff = d.docker(&["diff", &id]).ok();
+    assert!(diff.lines().any(|l| l == "A /added"), "{diff}");
+    assert!(diff.lines().any(|l| l == "D /bin/vi"), "{diff}");
+    let tar = d.root().join("export.tar");
+    d.docker(&["export", "-o", tar.to_str().expect("utf-8"), &id])
+        .ok();
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .expect("tar");
+    let names = list.out();
+    assert!(names.lines().any(|l| l == "added"), "{names}");
+    assert!(names.lines().any(|l| l == "bin/busybox"), "{names}");
+}
+
+#[test]
+fn events_since_until() {
+    let d = Daemon::start();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    d.docker(&["run", "--rm", "--name", "ev", "busybox", "true"])
+        .ok();
+    d.docker(&["run", "--rm", "--name", "other", "busybox", "true"])
+        .ok();
+    // `until` in the future makes docker wait for it: one second ahead is enough.
+    let t1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1;
+    let since = t0.to_string();
+    let until = t1.to_string();
+    let out = d
+        .docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "container=ev",
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok();
+    let actions: Vec<&str> = out.lines().collect();
+    for want in ["create", "start", "die", "destroy"] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    // Everything before `since` is left out.
+    let out = d
+        .docker(&["events", "--since", &until, "--until", &until])
+        .ok();
+    assert_eq!(out, "");
+    let out = d
+        .docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ])
+        .ok();
+    let mut names: Vec<&str> = out.lines().collect();
+    names.sort();
+    assert_eq!(names, ["ev", "other"]);
+}
