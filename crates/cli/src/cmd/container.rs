@@ -483,7 +483,7 @@ fn ps_header() -> Value {
         "Command": "COMMAND", "CreatedAt": "CREATED AT", "ID": "CONTAINER ID", "Image": "IMAGE",
         "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES", "Mounts": "MOUNTS", "Names": "NAMES",
         "Networks": "NETWORKS", "Ports": "PORTS", "RunningFor": "CREATED", "Size": "SIZE",
-        "State": "STATE", "Status": "STATUS",
+        "State": "STATE", "Status": "STATUS", "__Label": format::template::HEADER_METHOD,
     })
 }
 
@@ -591,11 +591,13 @@ fn ps_row(c: &Value, trunc: bool) -> Value {
         "Mounts": mount_names,
         "Names": names.join(","),
         "Networks": nets.join(","),
+        "Platform": c.get("ImageManifestDescriptor").and_then(|d| d.get("platform")).cloned().unwrap_or(Value::Null),
         "Ports": display_ports(c["Ports"].as_array().map(Vec::as_slice).unwrap_or(&[])),
         "RunningFor": units::ago(created),
         "Size": size,
         "State": s("State"),
         "Status": s("Status"),
+        "__Label": c["Labels"].as_object().cloned().unwrap_or_default(),
     })
 }
 
@@ -619,6 +621,13 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// docker asks for sizes when the template shows them, `{{json .}}` included
+/// (but not `--format json`).
+fn wants_size(format: &str) -> bool {
+    let f = format.trim();
+    f.contains(".Size") || f.replace(' ', "").contains("{{json.}}")
+}
+
 pub async fn ps(ctx: &Ctx, a: PsArgs) -> anyhow::Result<()> {
     let limit = if a.latest {
         Some(1)
@@ -630,7 +639,7 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> anyhow::Result<()> {
         .opt("limit", limit.map(|l| l.to_string()))
         .flag(
             "size",
-            a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size")),
+            a.size || a.format.as_deref().is_some_and(wants_size),
         )
         .opt("filters", filters_json(&a.filter)?);
     let list: Vec<Value> = ctx.client.get_json("/containers/json", &q).await?;

@@ -192,10 +192,11 @@ pub async fn dispatch(ctx: &Ctx, c: NetworkCmd) -> anyhow::Result<()> {
                         "Labels": labels.join(","),
                         "Name": n["Name"].as_str().unwrap_or(""),
                         "Scope": n["Scope"].as_str().unwrap_or(""),
+                        "__Label": n["Labels"].as_object().cloned().unwrap_or_default(),
                     })
                 })
                 .collect();
-            let header = json!({"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED"});
+            let header = json!({"__Label": crate::format::template::HEADER_METHOD, "ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED"});
             let format = if a.quiet {
                 Some("{{.ID}}".to_string())
             } else {

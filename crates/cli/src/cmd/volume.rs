@@ -120,10 +120,11 @@ pub async fn dispatch(ctx: &Ctx, c: VolumeCmd) -> anyhow::Result<()> {
                         "Scope": vol["Scope"].as_str().unwrap_or(""),
                         "Size": size.map(crate::format::units::human_size).unwrap_or_else(|| "N/A".into()),
                         "Status": "N/A",
+                        "__Label": vol["Labels"].as_object().cloned().unwrap_or_default(),
                     })
                 })
                 .collect();
-            let header = json!({"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"});
+            let header = json!({"__Label": crate::format::template::HEADER_METHOD, "Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"});
             let format = if a.quiet {
                 Some("{{.Name}}".to_string())
             } else {

@@ -550,10 +550,76 @@ fn eval_cmd(
         }
         return call(name, args);
     }
-    if cmd.len() > 1 || piped.is_some() {
-        return err("can't give argument to non-function");
+    if let (Arg::Field(var, path), true) = (&cmd[0], cmd.len() > 1 || piped.is_some()) {
+        return call_method(var, path, &cmd[1..], dot, vars, piped);
     }
     eval_arg(&cmd[0], dot, vars)
+}
+
+/// `.Label "key"`: docker's row objects have methods taking arguments. Our
+/// rows carry them as a hidden map under `__<Name>` (keys starting with `__`
+/// are not fields: `{{json .}}` and printing skip them), indexed by the argument.
+fn call_method(
+    var: &Option<String>,
+    path: &[String],
+    args: &[Arg],
+    dot: &Value,
+    vars: &[(String, Value)],
+    piped: Option<V>,
+) -> Result<V, TemplateError> {
+    let Some((name, parent)) = path.split_last() else {
+        return err("can't give argument to non-function");
+    };
+    let hidden = Arg::Field(
+        var.clone(),
+        parent
+            .iter()
+            .cloned()
+            .chain([format!("__{name}")])
+            .collect(),
+    );
+    let table = eval_arg(&hidden, dot, vars)?;
+    let mut keys = Vec::new();
+    for a in args {
+        keys.push(eval_arg(a, dot, vars)?);
+    }
+    keys.extend(piped);
+    let [Some(Value::String(key))] = keys.as_slice() else {
+        return err(format!(
+            "wrong number of args for {name}: want 1 got {}",
+            keys.len()
+        ));
+    };
+    match table {
+        Some(Value::Object(m)) => Ok(Some(
+            m.get(key).cloned().unwrap_or(Value::String(String::new())),
+        )),
+        // A table's header row: docker titles the column with the key's last
+        // dotted segment, dashes and underscores as spaces.
+        Some(Value::String(h)) if h == HEADER_METHOD => {
+            let last = key.rsplit('.').next().unwrap_or(key);
+            Ok(Some(Value::String(last.replace(['-', '_'], " "))))
+        }
+        _ => err(format!("can't give argument to non-function .{name}")),
+    }
+}
+
+/// The hidden method value of header rows (see `call_method`).
+pub const HEADER_METHOD: &str = "<header>";
+
+/// Drops the hidden method tables (`__Name` keys) before printing.
+fn visible(v: &Value) -> std::borrow::Cow<'_, Value> {
+    match v {
+        Value::Object(m) if m.keys().any(|k| k.starts_with("__")) => {
+            std::borrow::Cow::Owned(Value::Object(
+                m.iter()
+                    .filter(|(k, _)| !k.starts_with("__"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ))
+        }
+        _ => std::borrow::Cow::Borrowed(v),
+    }
 }
 
 fn eval_arg(a: &Arg, dot: &Value, vars: &[(String, Value)]) -> Result<V, TemplateError> {
@@ -848,7 +914,7 @@ fn go_print_value(v: &Value) -> String {
             a.iter().map(go_print_value).collect::<Vec<_>>().join(" ")
         ),
         Value::Object(m) => {
-            let mut kv: Vec<_> = m.iter().collect();
+            let mut kv: Vec<_> = m.iter().filter(|(k, _)| !k.starts_with("__")).collect();
             kv.sort_by(|a, b| a.0.cmp(b.0));
             format!(
                 "map[{}]",
@@ -863,7 +929,7 @@ fn go_print_value(v: &Value) -> String {
 
 /// Go's `json.Marshal`: compact, with `<`, `>` and `&` escaped.
 pub fn go_json(v: &Value) -> String {
-    let s = serde_json::to_string(v).unwrap_or_default();
+    let s = serde_json::to_string(&*visible(v)).unwrap_or_default();
     s.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
@@ -918,6 +984,28 @@ mod tests {
         assert_eq!(r("{{with .R.runc}}{{.path}}{{end}}", &v), "r");
         assert_eq!(r("{{if eq (len .N) 2}}two{{end}}", &v), "two");
         assert_eq!(r("{{- range .N }} {{.}} {{- end}}", &v), " 1 2");
+    }
+
+    #[test]
+    fn methods_with_arguments() {
+        let header = json!({ "__Label": HEADER_METHOD });
+        assert_eq!(
+            r(r#"{{.Label "com.example.my_app-name"}}"#, &header),
+            "my app name"
+        );
+        let v = json!({"Labels": "a=1", "__Label": {"a": "1"}});
+        assert_eq!(
+            r(r#"{{.Label "a"}}|{{.Label "b"}}|{{"a" | .Label}}"#, &v),
+            "1||1"
+        );
+        assert_eq!(
+            r("{{json .}} {{.}}", &v),
+            r#"{"Labels":"a=1"} map[Labels:a=1]"#
+        );
+        assert!(Template::parse("{{.Labels \"a\"}}")
+            .unwrap()
+            .render(&v)
+            .is_err());
     }
 
     #[test]
