@@ -2,7 +2,6 @@
 //! the detach key sequence (ctrl-p ctrl-q by default).
 
 use std::io::IsTerminal;
-use std::os::fd::BorrowedFd;
 
 use rustix::termios::{self, OptionalActions, Termios};
 
@@ -18,10 +17,10 @@ impl RawGuard {
             return Ok(None);
         }
         let fd = stdin_fd();
-        let saved = termios::tcgetattr(fd)?;
+        let saved = termios::tcgetattr(&fd)?;
         let mut raw = saved.clone();
         raw.make_raw();
-        termios::tcsetattr(fd, OptionalActions::Now, &raw)?;
+        termios::tcsetattr(&fd, OptionalActions::Now, &raw)?;
         Ok(Some(RawGuard { saved }))
     }
 }
@@ -32,22 +31,22 @@ impl Drop for RawGuard {
     }
 }
 
-fn stdin_fd() -> BorrowedFd<'static> {
-    // fd 0 lives as long as the process
-    unsafe { BorrowedFd::borrow_raw(0) }
+fn stdin_fd() -> std::io::Stdin {
+    std::io::stdin()
 }
 
 /// Rows and columns of the terminal on stdout (or stdin), if there is one.
 pub fn size() -> Option<(u16, u16)> {
-    for fd in [1, 0, 2] {
-        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-        if let Ok(ws) = termios::tcgetwinsize(bfd) {
-            if ws.ws_row > 0 && ws.ws_col > 0 {
-                return Some((ws.ws_row, ws.ws_col));
-            }
-        }
-    }
-    None
+    let sizes = [
+        termios::tcgetwinsize(std::io::stdout()),
+        termios::tcgetwinsize(std::io::stdin()),
+        termios::tcgetwinsize(std::io::stderr()),
+    ];
+    sizes
+        .into_iter()
+        .flatten()
+        .find(|ws| ws.ws_row > 0 && ws.ws_col > 0)
+        .map(|ws| (ws.ws_row, ws.ws_col))
 }
 
 /// Reads a line from the terminal without echoing it (password prompts).
@@ -55,12 +54,12 @@ pub fn read_password() -> std::io::Result<String> {
     let mut line = String::new();
     if std::io::stdin().is_terminal() {
         let fd = stdin_fd();
-        let saved = termios::tcgetattr(fd)?;
+        let saved = termios::tcgetattr(&fd)?;
         let mut quiet = saved.clone();
         quiet.local_modes.remove(termios::LocalModes::ECHO);
-        termios::tcsetattr(fd, OptionalActions::Now, &quiet)?;
+        termios::tcsetattr(&fd, OptionalActions::Now, &quiet)?;
         let r = std::io::stdin().read_line(&mut line);
-        let _ = termios::tcsetattr(fd, OptionalActions::Now, &saved);
+        let _ = termios::tcsetattr(&fd, OptionalActions::Now, &saved);
         eprintln!();
         r?;
     } else {
