@@ -1,7 +1,8 @@
 //! Test helpers: run `berth` (and docker's CLI, for comparison) against one
-//! Engine API daemon chosen by `BERTH_TEST_HOST` (default: the anchors'
-//! dockerd at unix:///run/docker-anchor.sock). Point it at berthd to run the
-//! same scenarios there.
+//! Engine API daemon chosen by `BERTH_TEST_HOST` (e.g. the anchors' dockerd
+//! at unix:///run/docker-anchor.sock). Without it, each test starts a private
+//! berthd (binaries next to the test executable) with its own bridge, and
+//! stops it at the end.
 
 #![allow(dead_code)]
 
@@ -15,21 +16,151 @@ pub const DOCKER: &str = "/usr/local/bin/docker";
 pub struct Daemon {
     pub host: String,
     pub berth: PathBuf,
+    private: Option<PrivateDaemon>,
+}
+
+/// A berthd started for one test.
+struct PrivateDaemon {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    bridge: String,
 }
 
 /// The daemon under test, or `None` (with a message) when its socket is absent.
 pub fn daemon() -> Option<Daemon> {
-    let host = std::env::var("BERTH_TEST_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_string());
+    let Ok(host) = std::env::var("BERTH_TEST_HOST") else {
+        return Some(start_berthd());
+    };
     if let Some(p) = host.strip_prefix("unix://") {
         if !Path::new(p).exists() {
-            eprintln!("SKIP: no daemon socket at {p} (start /work/shared/anchors/start-peers.sh or set BERTH_TEST_HOST)");
+            eprintln!("SKIP: no daemon socket at {p} (start /work/shared/anchors/start-peers.sh or unset BERTH_TEST_HOST)");
             return None;
         }
     }
     Some(Daemon {
         host,
         berth: berth_bin(),
+        private: None,
     })
+}
+
+/// A /24 for the private daemon's default bridge that no route of the host uses yet.
+fn free_bridge_subnet() -> (String, String) {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let seed = std::process::id() as usize;
+    for i in 0..250 {
+        let n = (seed * 7 + i) % 250 + 1;
+        // /proc/net/route prints the destination little-endian: 10.211.n.0 → 00 n D3 0A.
+        let dest = format!("00{n:02X}D30A");
+        if !routes
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(dest.as_str()))
+        {
+            return (
+                format!("bt{}x{n}", seed % 100000),
+                format!("10.211.{n}.1/24"),
+            );
+        }
+    }
+    panic!("no free 10.211.x.0/24 for a test bridge");
+}
+
+fn start_berthd() -> Daemon {
+    let dir = tempfile::Builder::new()
+        .prefix("bc")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let bin = berth_bin();
+    let bindir = bin.parent().expect("bin dir").to_path_buf();
+    let sock = dir.path().join("b.sock");
+    let (bridge, bip) = free_bridge_subnet();
+    let log = std::fs::File::create(dir.path().join("berthd.log")).expect("log");
+    let child = Command::new(bindir.join("berthd"))
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .arg("--data-root")
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("e"))
+        .arg("--pidfile")
+        .arg(dir.path().join("pid"))
+        .args([
+            "--config-file",
+            "/nonexistent",
+            "--bridge",
+            &bridge,
+            "--bip",
+            &bip,
+        ])
+        .args(["--default-address-pool", "10.212.0.0/16"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start berthd (build the workspace: cargo build --workspace)");
+    let d = Daemon {
+        host: format!("unix://{}", sock.display()),
+        berth: bin,
+        private: Some(PrivateDaemon { child, dir, bridge }),
+    };
+    let up = eventually(100, || d.berth(&["version"]).code == 0);
+    assert!(up, "berthd did not come up: {}", d.berthd_log());
+    let images =
+        std::env::var("BERTH_ANCHOR_IMAGES").unwrap_or_else(|_| "/tmp/anchors-images".into());
+    d.ok(&["load", "-q", "-i", &format!("{images}/busybox-docker.tar")]);
+    d
+}
+
+impl Drop for PrivateDaemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        // The default bridge and its NAT table belong to this daemon only.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let table: String = self
+            .bridge
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &format!("berth_{table}")])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.private.is_none() {
+            return;
+        }
+        // Containers outlive berthd by design: remove them before stopping it.
+        let ids = self.berth(&["ps", "-aq"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.berth(&["rm", "-f", "-v", id]);
+        }
+        let nets = self
+            .berth(&["network", "ls", "-q", "--filter", "type=custom"])
+            .stdout;
+        for n in nets.split_whitespace() {
+            let _ = self.berth(&["network", "rm", n]);
+        }
+        self.private.take();
+    }
+}
+
+impl Daemon {
+    pub fn berthd_log(&self) -> String {
+        match &self.private {
+            Some(p) => std::fs::read_to_string(p.dir.path().join("berthd.log")).unwrap_or_default(),
+            None => String::new(),
+        }
+    }
 }
 
 /// `berth` lives next to the test executable's `deps/` directory.
