@@ -250,6 +250,19 @@ impl Containers {
         if rec.host_config.network_mode.is_empty() {
             rec.host_config.network_mode = "bridge".into();
         }
+        // Docker records the hostname it will use: the short ID, or the host's name when
+        // the container shares the host's UTS namespace or network.
+        if rec.config.hostname.is_empty() {
+            rec.config.hostname =
+                if rec.host_config.network_mode == "host" || rec.host_config.uts_mode == "host" {
+                    rustix::system::uname()
+                        .nodename()
+                        .to_string_lossy()
+                        .into_owned()
+                } else {
+                    rec.short_id().to_string()
+                };
+        }
         rec.runtime = if rec.host_config.runtime.is_empty() {
             self.config.default_runtime.clone()
         } else {
