@@ -92,16 +92,27 @@ const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// The capabilities the host kernel knows.
+/// The capabilities the daemon itself may grant: its bounding set (a host may run Berth
+/// with some capabilities withheld), limited to those the kernel knows.
 fn host_caps() -> Vec<String> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(40);
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     ALL_CAPS
         .iter()
+        .enumerate()
         .take(last + 1)
-        .map(|s| s.to_string())
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.to_string())
         .collect()
 }
 

@@ -74,6 +74,19 @@ impl Containers {
                     };
                 });
                 self.fail_pending_attaches(&entry, &msg);
+                entry.run.send_modify(|r| {
+                    r.exit_code = 128;
+                    r.error = Some(msg.clone());
+                });
+                // Docker removes an --rm container whose start failed; the client waits
+                // for that removal.
+                if entry.snapshot().host_config.auto_remove {
+                    let me = self.clone();
+                    let id = entry.snapshot().id;
+                    tokio::spawn(async move {
+                        let _ = me.remove(&id, true, true).await;
+                    });
+                }
                 Err(e)
             }
         }
