@@ -290,6 +290,13 @@ impl Containers {
         } else {
             None
         };
+        // Docker creates a missing working directory (inside the root, never through a
+        // symlink out of it).
+        let cwd = parts.cwd.clone();
+        let rf = rootfs.to_path_buf();
+        tokio::task::spawn_blocking(move || mkdir_in_root(&rf, &cwd))
+            .await
+            .map_err(|e| Error::internal("creating the working directory", e))??;
         let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let spec = spec::build(&SpecInputs {
             container: rec,
@@ -383,4 +390,45 @@ impl Containers {
         self.clone().watch_exit(entry.clone());
         Ok(())
     }
+}
+
+/// `mkdir -p` of `path` inside `root`, each component resolved with `RESOLVE_IN_ROOT`.
+fn mkdir_in_root(root: &Path, path: &str) -> Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let dir = |e: rustix::io::Errno| {
+        Error::invalid(format!("cannot create working directory {path:?}: {e}"))
+    };
+    let mut cur = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(dir)?;
+    let rootfd = cur.try_clone().map_err(|e| Error::internal("dup", e))?;
+    let mut sofar = String::new();
+    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        sofar.push('/');
+        sofar.push_str(comp);
+        let open = |p: &str| {
+            rustix::fs::openat2(
+                &rootfd,
+                p.trim_start_matches('/'),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT,
+            )
+        };
+        match open(&sofar) {
+            Ok(fd) => cur = fd,
+            Err(rustix::io::Errno::NOENT) => {
+                match rustix::fs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(dir(e)),
+                }
+                cur = open(&sofar).map_err(dir)?;
+            }
+            Err(e) => return Err(dir(e)),
+        }
+    }
+    Ok(())
 }
