@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/events", get(events))
+        .route("/system/df", get(df))
 }
 
 fn ping_headers() -> HeaderMap {
@@ -288,4 +289,51 @@ fn event_matches(f: &HashMap<String, Vec<String>>, ev: &berth_engine::events::Ev
         })
         && (ev.kind != "network" || any("network", &|v| v == name || id.starts_with(v)))
         && (ev.kind != "volume" || any("volume", &|v| v == id))
+}
+
+/// `GET /system/df`: what images, containers and volumes use on disk.
+async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    let e = &st.engine;
+    let images = e.images.list(Default::default()).await?;
+    let mut layers = 0u64;
+    let mut imgs = Vec::new();
+    for mut i in images {
+        let id = i
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        layers += i.get("Size").and_then(Value::as_u64).unwrap_or(0);
+        i["Containers"] = json!(e.containers.users_of_image(&id).len());
+        imgs.push(i);
+    }
+    let mut containers = Vec::new();
+    for c in e.containers.list() {
+        let (rw, root) = e.containers.sizes(&c).await;
+        let mut v = c.summary();
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(root);
+        containers.push(v);
+    }
+    let vols = e.volumes.clone();
+    let volumes = tokio::task::spawn_blocking(move || {
+        vols.list_with_users()
+            .into_iter()
+            .map(|(v, users)| {
+                let size = vols.size(&v.name);
+                let mut j = serde_json::to_value(&v).unwrap_or(Value::Null);
+                j["UsageData"] = json!({ "Size": size, "RefCount": users.len() });
+                j
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError(berth_engine::Error::internal("volume sizes", e)))?;
+    Ok(Json(json!({
+        "LayersSize": layers,
+        "Images": imgs,
+        "Containers": containers,
+        "Volumes": volumes,
+        "BuildCache": [],
+    })))
 }
