@@ -134,7 +134,7 @@ fn api_versions_out_of_range_are_400() {
 #[test]
 fn invalid_cli_flags_exit_125() {
     let d = Daemon::start();
-    let o = d.docker(&["run", "--rm", "--restart", "bogus", "busybox", "true"]);
+    let o = d.docker(&["run", "--restart", "bogus", "busybox", "true"]);
     assert_eq!(o.code(), 125, "{}", o.err());
     assert!(o.err().contains("invalid restart policy"), "{}", o.err());
     let o = d.docker(&["run", "--rm", "-m", "1k", "busybox", "true"]);
@@ -144,16 +144,15 @@ fn invalid_cli_flags_exit_125() {
         "{}",
         o.err()
     );
-    let o = d.docker(&["run", "--rm", "--cpus", "99999", "busybox", "true"]);
-    assert_eq!(o.code(), 125, "{}", o.err());
-    assert!(o.err().contains("Range of CPUs is from"), "{}", o.err());
     let o = d.docker(&["run", "--rm", "busybox", "/no/such/binary"]);
     assert_eq!(o.code(), 127, "{}", o.err());
     assert!(o.err().contains("no such file or directory"), "{}", o.err());
     let o = d.docker(&["run", "--rm", "busybox", "/etc"]);
     assert_eq!(o.code(), 126, "{}", o.err());
-    let o = d.docker(&["run", "--rm", "nope"]);
+    // --pull never: the image is missing and nothing may be fetched from outside.
+    let o = d.docker(&["run", "--rm", "--pull", "never", "nope"]);
     assert_eq!(o.code(), 125, "{}", o.err());
+    assert!(o.err().contains("No such image"), "{}", o.err());
     let o = d.docker(&["run", "--rm", "-v", "relative:/x:bogus", "busybox", "true"]);
     assert_eq!(o.code(), 125, "{}", o.err());
     let o = d.docker(&[
@@ -171,6 +170,51 @@ fn invalid_cli_flags_exit_125() {
         "failed runs left containers"
     );
     still_serving(&d);
+}
+
+#[test]
+fn failed_start_of_rm_container_removes_it() {
+    let d = Daemon::start();
+    // The runtime cannot write a sysctl that does not exist: start fails after create.
+    let c = d.docker_spawn(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.no_such_knob=1",
+        "busybox",
+        "true",
+    ]);
+    let o = common::finish(
+        c,
+        "docker run --rm with a failing start",
+        std::time::Duration::from_secs(120),
+    );
+    assert!(matches!(o.code(), 125..=127), "{o:?}");
+    assert!(o.err().contains("no_such_knob"), "{}", o.err());
+    assert_eq!(
+        d.docker(&["ps", "-aq"]).ok(),
+        "",
+        "the --rm container was kept"
+    );
+    still_serving(&d);
+}
+
+#[test]
+fn too_many_cpus_refused_at_create() {
+    let d = Daemon::start();
+    let c = d.docker_spawn(&["run", "--rm", "--cpus", "99999", "busybox", "true"]);
+    let o = common::finish(
+        c,
+        "docker run --cpus 99999",
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(o.code(), 125, "{}", o.err());
+    assert!(
+        o.err().contains("ange of CPUs is from 0.01 to"),
+        "{}",
+        o.err()
+    );
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "", "a container was created");
 }
 
 #[test]

@@ -137,10 +137,12 @@ fn exec_exit_codes_stdin_and_missing_command() {
     assert_eq!(o.ok(), "from stdin\ndone");
     let o = d.docker(&["exec", &id, "no-such-command"]);
     assert_eq!(o.code(), 127, "{}", o.err());
+    // dockerd writes a failed exec's error into the hijacked stream (stdout), not the HTTP
+    // status, so the CLI shows it on stdout.
+    let msg = o.out() + &o.err();
     assert!(
-        o.err().contains("executable file not found"),
-        "message: {}",
-        o.err()
+        msg.contains("exec: \"no-such-command\": executable file not found in $PATH"),
+        "message: {msg}"
     );
     let o = d.docker(&["exec", &id, "/etc"]);
     assert_eq!(o.code(), 126, "{}", o.err());
@@ -307,10 +309,42 @@ fn restart_always_until_stopped() {
     d.docker(&["stop", "-t", "1", "ra"]).ok();
     assert_eq!(d.status("ra"), "exited");
     let count = d.inspect("ra", "{{.RestartCount}}");
+    let runs = d.docker(&["logs", "ra"]).ok();
     // A stopped always-container must stay down: give a restart loop time to show itself.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(d.status("ra"), "exited");
     assert_eq!(d.inspect("ra", "{{.RestartCount}}"), count);
+    assert_eq!(
+        d.docker(&["logs", "ra"]).ok(),
+        runs,
+        "it ran again after stop"
+    );
+}
+
+#[test]
+#[ignore = "berthd: between restarts of a --restart always container the status is exited, dockerd shows restarting (State.Restarting, ps 'Restarting (1) ...')"]
+fn restart_always_shows_restarting_during_back_off() {
+    let d = Daemon::start();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "rb",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ])
+    .ok();
+    // The back-off doubles with each quick exit, so the restarting state lasts longer and
+    // longer: polling sees it.
+    wait_for("status restarting", LONG, || {
+        (d.status("rb") == "restarting").then_some(())
+    });
+    assert_eq!(d.inspect("rb", "{{.State.Restarting}}"), "true");
+    d.docker(&["rm", "-f", "rb"]).ok();
 }
 
 #[test]
@@ -348,13 +382,35 @@ fn env_workdir_user() {
         o.ok(),
         "1 yes a b\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     );
-    let o = d.docker(&["run", "--rm", "-w", "/some/dir", "busybox", "pwd"]);
-    assert_eq!(o.ok(), "/some/dir");
+    let o = d.docker(&["run", "--rm", "-w", "/tmp", "busybox", "pwd"]);
+    assert_eq!(o.ok(), "/tmp");
     let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "id"]);
-    assert_eq!(o.ok(), "uid=1000 gid=1000 groups=1000");
+    assert_eq!(o.ok(), "uid=1000(user) gid=1000(user)");
     let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "touch", "/x"]);
     assert_ne!(o.code(), 0);
     assert!(o.err().contains("Permission denied"), "{}", o.err());
+}
+
+#[test]
+fn workdir_is_created() {
+    let d = Daemon::start();
+    let c = d.docker_spawn(&[
+        "run",
+        "--rm",
+        "-w",
+        "/some/dir",
+        "-u",
+        "1000",
+        "busybox",
+        "sh",
+        "-c",
+        "pwd; ls -ld /some/dir",
+    ]);
+    let o = finish(c, "docker run -w /some/dir", LONG);
+    // dockerd creates it owned by root, mode 0755, whatever the user.
+    let out = o.ok();
+    assert!(out.starts_with("/some/dir\ndrwxr-xr-x"), "{out}");
+    assert!(out.contains(" root     root "), "{out}");
 }
 
 #[test]
@@ -389,13 +445,6 @@ fn capabilities_and_privileged() {
         cap_eff(&d, &["--cap-drop", "ALL", "--cap-add", "CHOWN"]),
         "0000000000000001"
     );
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .expect("cap_last_cap")
-        .trim()
-        .parse()
-        .expect("number");
-    let all = format!("{:016x}", (1u64 << (last + 1)) - 1);
-    assert_eq!(cap_eff(&d, &["--privileged"]), all);
     let o = d.docker(&[
         "run",
         "--rm",
@@ -420,16 +469,32 @@ fn capabilities_and_privileged() {
         "/tmp",
     ]);
     assert_eq!(o.code(), 0, "{}", o.err());
-    // Privileged containers see the host's devices.
-    let o = d.docker(&[
+}
+
+#[test]
+fn privileged_gets_the_daemons_capabilities_and_devices() {
+    let d = Daemon::start();
+    // Privileged means every capability the daemon itself may hold.
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd")
+        .trim()
+        .to_string();
+    let c = d.docker_spawn(&[
         "run",
         "--rm",
         "--privileged",
         "busybox",
-        "ls",
-        "/dev/loop-control",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status; ls /dev/loop-control",
     ]);
-    assert_eq!(o.code(), 0, "{}", o.err());
+    let o = finish(c, "docker run --privileged", LONG);
+    let out = o.ok();
+    assert!(out.contains(&bnd), "{out} (want {bnd})");
+    assert!(out.ends_with("/dev/loop-control"), "{out}");
 }
 
 fn status_field(d: &Daemon, args: &[&str], field: &str) -> String {
@@ -671,7 +736,6 @@ fn tmpfs_mount() {
 }
 
 #[test]
-#[ignore = "berthd: no /containers/{id}/archive route yet (docker cp gets 404)"]
 fn cp_both_ways() {
     let d = Daemon::start();
     let id = d.run_d(&["busybox", "sh", "-c", "echo inside > /tmp/f; sleep 1000"]);
@@ -693,7 +757,6 @@ fn cp_both_ways() {
 }
 
 #[test]
-#[ignore = "berthd: no /containers/{id}/top route yet"]
 fn top_lists_processes() {
     let d = Daemon::start();
     let id = d.run_d(&["busybox", "sleep", "1000"]);
@@ -706,7 +769,6 @@ fn top_lists_processes() {
 }
 
 #[test]
-#[ignore = "berthd: no /containers/{id}/stats route yet"]
 fn stats_no_stream() {
     let d = Daemon::start();
     let id = d.run_d(&["--name", "st", "-m", "64m", "busybox", "sleep", "1000"]);
@@ -724,7 +786,7 @@ fn stats_no_stream() {
 }
 
 #[test]
-#[ignore = "berthd: no /containers/{id}/export or /changes route yet"]
+#[ignore = "berthd: docker export streams the container's mounted /proc (proc/kallsyms, ...) and the response ends mid-chunk: the CLI says 'unexpected EOF' (exit 1)"]
 fn export_and_diff() {
     let d = Daemon::start();
     let id = d.run_d(&[
@@ -753,6 +815,12 @@ fn export_and_diff() {
     let names = list.out();
     assert!(names.lines().any(|l| l == "added"), "{names}");
     assert!(names.lines().any(|l| l == "bin/busybox"), "{names}");
+    assert!(
+        !names
+            .lines()
+            .any(|l| l.starts_with("proc/") && l != "proc/"),
+        "/proc contents exported"
+    );
 }
 
 #[test]

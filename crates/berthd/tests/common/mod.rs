@@ -182,6 +182,9 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 
 pub struct Daemon {
     dir: tempfile::TempDir,
+    /// This daemon's own default bridge and its subnet: parallel daemons must not share one.
+    bridge: String,
+    bip: String,
     child: Mutex<Option<Child>>,
     /// Every container id this daemon is known to have created: the cgroup check needs them
     /// even for containers already removed.
@@ -210,8 +213,11 @@ impl Daemon {
             .tempdir_in("/tmp")
             .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("dockercfg")).expect("dockercfg dir");
+        let (bridge, bip) = free_bridge_subnet();
         let d = Daemon {
             dir,
+            bridge,
+            bip,
             child: Mutex::new(None),
             ids: Mutex::new(BTreeSet::new()),
         };
@@ -256,6 +262,8 @@ impl Daemon {
             .arg("--pidfile")
             .arg(r.join("pid"))
             .args(["--config-file", "/nonexistent"])
+            .args(["--bridge", &self.bridge, "--bip", &self.bip])
+            .args(["--default-address-pool", "10.214.0.0/16"])
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
@@ -414,9 +422,10 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM berthd and wait for it to exit.
-    pub fn stop(&self) {
+    /// SIGTERM berthd and wait for it to exit; false when it had to be killed after 30 s.
+    pub fn stop(&self) -> bool {
         let child = self.child.lock().expect("child lock").take();
+        let mut graceful = true;
         if let Some(mut c) = child {
             let pid = rustix::process::Pid::from_raw(c.id() as i32).expect("pid");
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
@@ -427,6 +436,7 @@ impl Daemon {
                 }
                 if Instant::now() > end {
                     eprintln!("berthd ignored SIGTERM for 30 s; killing it");
+                    graceful = false;
                     let _ = c.kill();
                     let _ = c.wait();
                     break;
@@ -434,6 +444,7 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        graceful
     }
 
     fn cleanup(&mut self) -> Vec<String> {
@@ -456,6 +467,7 @@ impl Daemon {
         if log.contains("panicked") {
             problems.push(format!("berthd panicked:\n{log}"));
         }
+        self.remove_bridge();
         problems.extend(self.kill_leftover_processes());
         problems.extend(self.unmount_leftovers());
         problems.extend(self.leftover_cgroups());
@@ -513,6 +525,28 @@ impl Daemon {
         found
     }
 
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// Like dockerd with docker0, berthd keeps its bridge and NAT table when it stops: they
+    /// belong to this test alone, so remove them.
+    fn remove_bridge(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let table: String = self
+            .bridge
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &format!("berth_{table}")])
+            .stderr(Stdio::null())
+            .status();
+    }
+
     fn unmount_leftovers(&self) -> Vec<String> {
         let root = self.root().to_string_lossy().into_owned();
         let mut found = Vec::new();
@@ -549,6 +583,26 @@ impl Daemon {
         }
         found
     }
+}
+
+/// A bridge name and a free /24 (no host route into it yet) for a private daemon's default
+/// bridge, picked from the test process's pid so parallel tests differ.
+fn free_bridge_subnet() -> (String, String) {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let seed = std::process::id() as usize;
+    for i in 0..250 {
+        let n = (seed * 13 + i) % 250 + 1;
+        // /proc/net/route prints destinations little-endian: 10.213.n.0 is 00 n D5 0A.
+        let dest = format!("00{n:02X}D50A");
+        let taken = routes
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(dest.as_str()));
+        let name = format!("bd{}x{n}", seed % 100000);
+        if !taken && !Path::new("/sys/class/net").join(&name).exists() {
+            return (name, format!("10.213.{n}.1/24"));
+        }
+    }
+    panic!("no free 10.213.x.0/24 for a test bridge");
 }
 
 /// Mount points (decoded) at or under `root`, in mountinfo order.
