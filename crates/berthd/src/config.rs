@@ -131,8 +131,15 @@ pub fn resolve(flags: &Flags) -> Result<Resolved> {
     if let Some(b) = flags.bridge.clone().or(dj.bridge) {
         // Two daemons on one host must not share a bridge or a NAT table: each owns and
         // reconciles its own, so the table is named after the bridge.
-        let safe: String = b.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        engine.nft_table = if b == "berth0" { "berth".to_string() } else { format!("berth_{safe}") };
+        let safe: String = b
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        engine.nft_table = if b == "berth0" {
+            "berth".to_string()
+        } else {
+            format!("berth_{safe}")
+        };
         engine.bridge_name = b;
     }
     if let Some(b) = flags.bip.clone().or(dj.bip) {
