@@ -79,5 +79,9 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(config::run(cfg))
+    let res = rt.block_on(config::run(cfg));
+    // Threads blocked on monitors (waiting for container exits) must not keep the daemon
+    // alive: the containers and their monitors live on without it.
+    rt.shutdown_background();
+    res
 }

@@ -101,6 +101,25 @@ impl Containers {
     /// The root to read or write: the live mount namespace's view for a running container (so
     /// volumes are included), else its filesystem mounted for the duration.
     pub async fn container_root(&self, c: &Container) -> Result<Root> {
+        self.container_root_view(c, true).await
+    }
+
+    /// `with_mounts`: the running container's own view (volumes, /proc, /sys included), else
+    /// its root filesystem alone.
+    async fn container_root_view(&self, c: &Container, with_mounts: bool) -> Result<Root> {
+        if c.state.running && !with_mounts {
+            let p = self.run_dir(&c.id).join("rootfs");
+            let fd = rfs::open(
+                &p,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| io_err(p.display(), e))?;
+            return Ok(Root {
+                fd,
+                temp_mount: None,
+            });
+        }
         if c.state.running && c.state.pid > 0 {
             let p = format!("/proc/{}/root", c.state.pid);
             let fd = rfs::open(
@@ -211,7 +230,8 @@ impl Containers {
         name_or_id: &str,
     ) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>> {
         let c = self.get(name_or_id)?.snapshot();
-        let root = self.container_root(&c).await?;
+        // Docker exports the filesystem, not what is mounted over it (/proc, /sys, volumes).
+        let root = self.container_root_view(&c, false).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::task::spawn_blocking(move || {
             let w = ChannelWriter {

@@ -108,7 +108,18 @@ impl Containers {
             }
             return;
         }
-        if self.should_restart(&rec) {
+        // Decided on the record as it is now: a `stop` may have come in since the exit.
+        let restart = self
+            .update(&entry, |c| {
+                let yes = Self::should_restart(c);
+                if yes {
+                    c.state.restarting = true;
+                    c.state.status = "restarting".into();
+                }
+                yes
+            })
+            .unwrap_or(false);
+        if restart {
             let me = self.clone();
             tokio::spawn(async move {
                 let started = rec.state.started_at.clone();
@@ -125,7 +136,13 @@ impl Containers {
                 let Ok(entry) = me.get(&rec.id) else { return };
                 let _op = entry.op.lock().await;
                 let now = entry.snapshot();
-                if now.state.running || now.manually_stopped {
+                if now.state.running || now.manually_stopped || !now.state.restarting {
+                    if now.state.restarting {
+                        let _ = me.update(&entry, |c| {
+                            c.state.restarting = false;
+                            c.state.status = "exited".into();
+                        });
+                    }
                     return;
                 }
                 let _ = me.update(&entry, |c| c.restart_count += 1);
@@ -136,7 +153,7 @@ impl Containers {
         }
     }
 
-    fn should_restart(&self, rec: &Container) -> bool {
+    fn should_restart(rec: &Container) -> bool {
         let p = &rec.host_config.restart_policy;
         match p.name.as_str() {
             "always" => !rec.manually_stopped,
@@ -182,7 +199,22 @@ impl Containers {
         signal: Option<&str>,
     ) -> Result<()> {
         let entry = self.get(name_or_id)?;
-        let rec = entry.snapshot();
+        let mut rec = entry.snapshot();
+        if rec.state.restarting && !rec.state.running {
+            // A policy restart may be under way: let it finish, then decide.
+            let _op = entry.op.lock().await;
+            rec = entry.snapshot();
+        }
+        if rec.state.restarting && !rec.state.running {
+            // Between two runs of a restart policy: cancel the next one.
+            self.update(&entry, |c| {
+                c.manually_stopped = true;
+                c.state.restarting = false;
+                c.state.status = "exited".into();
+            })?;
+            self.publish(&rec, "stop", &[]);
+            return Ok(());
+        }
         if !rec.state.running {
             return Err(Error::NotModified("container already stopped".into()));
         }
@@ -290,49 +322,66 @@ impl Containers {
     /// `DELETE /containers/{id}`.
     pub async fn remove(&self, name_or_id: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let entry = self.get(name_or_id)?;
-        let rec = entry.snapshot();
-        if rec.state.running {
-            if !force {
-                let what = if rec.state.paused {
-                    "container is paused and must be unpaused first"
-                } else {
-                    "container is running: stop the container before removing or force remove"
-                };
+        // No restart policy may bring it back while it is being removed.
+        if force {
+            let _ = self.update(&entry, |c| {
+                c.manually_stopped = true;
+                c.state.restarting = false;
+            });
+        }
+        // A restart policy may start it again between the kill and the lock: retry.
+        let mut attempts = 0;
+        let _op = loop {
+            let rec = entry.snapshot();
+            if rec.state.running {
+                if !force {
+                    let what = if rec.state.paused {
+                        "container is paused and must be unpaused first"
+                    } else {
+                        "container is running: stop the container before removing or force remove"
+                    };
+                    return Err(Error::Conflict(format!(
+                        "cannot remove container \"/{}\": {what}",
+                        rec.name
+                    )));
+                }
+                if rec.state.paused {
+                    let _ = run_runtime(self, &rec, &["resume", &rec.id]).await;
+                }
+                let mut rx = entry.run.subscribe();
+                let _ = run_runtime(self, &rec, &["kill", &rec.id, "9"]).await;
+                let _ = tokio::time::timeout(Duration::from_secs(30), async {
+                    while rx.borrow().running {
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
+            }
+            let op = entry.op.lock().await;
+            if !entry.snapshot().state.running {
+                break op;
+            }
+            attempts += 1;
+            if attempts >= 3 {
                 return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": {what}",
+                    "cannot remove container \"/{}\": could not stop it",
                     rec.name
                 )));
             }
-            let _ = self.update(&entry, |c| c.manually_stopped = true);
-            if rec.state.paused {
-                let _ = run_runtime(self, &rec, &["resume", &rec.id]).await;
-            }
-            let mut rx = entry.run.subscribe();
-            let _ = run_runtime(self, &rec, &["kill", &rec.id, "9"]).await;
-            let _ = tokio::time::timeout(Duration::from_secs(30), async {
-                while rx.borrow().running {
-                    if rx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            })
-            .await;
-        }
-        let _op = entry.op.lock().await;
+        };
         let rec = entry.snapshot();
-        if rec.state.running {
-            return Err(Error::Conflict(format!(
-                "cannot remove container \"/{}\": could not stop it",
-                rec.name
-            )));
-        }
         if rec.state.status == "removing" {
             return Err(Error::Conflict(format!(
                 "removal of container {} is already in progress",
                 rec.id
             )));
         }
-        let _ = self.update(&entry, |c| c.state.status = "removing".into());
+        let _ = self.update(&entry, |c| {
+            c.state.status = "removing".into();
+            c.state.restarting = false;
+        });
         let id = rec.id.clone();
         let run_dir = self.run_dir(&id);
         let svc = self.images.svc.clone();

@@ -89,6 +89,14 @@ impl Container {
         }
         match st.status.as_str() {
             "created" => "Created".into(),
+            "restarting" => {
+                let ago = time::parse_rfc3339(&st.finished_at)
+                    .map(|t| format!("{} ago", human_since(t)))
+                    .unwrap_or_default();
+                format!("Restarting ({}) {}", st.exit_code, ago)
+                    .trim_end()
+                    .to_string()
+            }
             "removing" => "Removal In Progress".into(),
             "dead" => "Dead".into(),
             _ => {

@@ -58,6 +58,8 @@ impl Containers {
                 "container is marked for removal and cannot be started".to_string(),
             ));
         }
+        // A user's start re-arms the restart policy; a policy restart does not.
+        self.update(&entry, |c| c.manually_stopped = false)?;
         match self.start_locked(&entry).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -382,7 +384,6 @@ impl Containers {
                 ..Default::default()
             };
             c.has_been_started = true;
-            c.manually_stopped = false;
         })?;
         entry.run.send_modify(|r| r.running = true);
         let rec = entry.snapshot();
