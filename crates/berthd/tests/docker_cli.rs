@@ -136,7 +136,8 @@ fn exec_exit_codes_stdin_and_missing_command() {
     );
     assert_eq!(o.ok(), "from stdin\ndone");
     let o = d.docker(&["exec", &id, "no-such-command"]);
-    assert_eq!(o.code(), 127, "{}", o.err());
+    // dockerd 20.10 answers 126 here, the CLI's own mapping 127: either is Docker.
+    assert!(matches!(o.code(), 126 | 127), "{} {}", o.code(), o.err());
     // dockerd writes a failed exec's error into the hijacked stream (stdout), not the HTTP
     // status, so the CLI shows it on stdout.
     let msg = o.out() + &o.err();
@@ -322,7 +323,6 @@ fn restart_always_until_stopped() {
 }
 
 #[test]
-#[ignore = "berthd: between restarts of a --restart always container the status is exited, dockerd shows restarting (State.Restarting, ps 'Restarting (1) ...')"]
 fn restart_always_shows_restarting_during_back_off() {
     let d = Daemon::start();
     d.docker(&[
@@ -384,11 +384,31 @@ fn env_workdir_user() {
     );
     let o = d.docker(&["run", "--rm", "-w", "/tmp", "busybox", "pwd"]);
     assert_eq!(o.ok(), "/tmp");
-    let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "id"]);
-    assert_eq!(o.ok(), "uid=1000(user) gid=1000(user)");
     let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "touch", "/x"]);
     assert_ne!(o.code(), 0);
     assert!(o.err().contains("Permission denied"), "{}", o.err());
+}
+
+#[test]
+#[ignore = "berthd: the process gets no supplementary groups; dockerd (runc) gives it its primary group at least: id says groups=1000(user), /proc/self/status Groups: 0 for root"]
+fn user_gets_its_groups() {
+    let d = Daemon::start();
+    let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "id"]);
+    assert_eq!(o.ok(), "uid=1000(user) gid=1000(user) groups=1000(user)");
+    let o = d.docker(&["run", "--rm", "-u", "1000", "busybox", "id"]);
+    assert_eq!(o.ok(), "uid=1000(user) gid=1000(user) groups=1000(user)");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        "^Groups:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        o.ok().split_whitespace().collect::<Vec<_>>(),
+        ["Groups:", "0"]
+    );
 }
 
 #[test]
@@ -786,7 +806,6 @@ fn stats_no_stream() {
 }
 
 #[test]
-#[ignore = "berthd: docker export streams the container's mounted /proc (proc/kallsyms, ...) and the response ends mid-chunk: the CLI says 'unexpected EOF' (exit 1)"]
 fn export_and_diff() {
     let d = Daemon::start();
     let id = d.run_d(&[
@@ -880,4 +899,16 @@ fn events_since_until() {
     let mut names: Vec<&str> = out.lines().collect();
     names.sort();
     assert_eq!(names, ["ev", "other"]);
+}
+
+#[test]
+#[ignore = "berthd: --runtime crun (crun 1.8.1 from PATH) fails: OCI runtime create failed: unknown version specified (the spec's ociVersion is newer than crun 1.8 accepts)"]
+fn runtime_crun() {
+    assert!(
+        std::path::Path::new("/usr/bin/crun").exists(),
+        "crun missing: apt-get install crun"
+    );
+    let d = Daemon::start();
+    let o = d.docker(&["run", "--rm", "--runtime", "crun", "busybox", "echo", "ok"]);
+    assert_eq!(o.ok(), "ok");
 }

@@ -119,7 +119,6 @@ fn graceful_restart_keeps_containers_and_names() {
 }
 
 #[test]
-#[ignore = "berthd: SIGTERM with a container running does not end the process: after 'engine shut down' a tokio blocking thread stays in a unix-socket read (monitor client) and the runtime waits for it"]
 fn sigterm_exits_while_containers_run() {
     let d = Daemon::start();
     d.run_d(&["busybox", "sleep", "1000"]);
