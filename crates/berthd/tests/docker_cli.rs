@@ -390,7 +390,6 @@ fn env_workdir_user() {
 }
 
 #[test]
-#[ignore = "berthd: the process gets no supplementary groups; dockerd (runc) gives it its primary group at least: id says groups=1000(user), /proc/self/status Groups: 0 for root"]
 fn user_gets_its_groups() {
     let d = Daemon::start();
     let o = d.docker(&["run", "--rm", "-u", "1000:1000", "busybox", "id"]);
@@ -902,7 +901,6 @@ fn events_since_until() {
 }
 
 #[test]
-#[ignore = "berthd: --runtime crun (crun 1.8.1 from PATH) fails: OCI runtime create failed: unknown version specified (the spec's ociVersion is newer than crun 1.8 accepts)"]
 fn runtime_crun() {
     assert!(
         std::path::Path::new("/usr/bin/crun").exists(),

@@ -64,8 +64,8 @@ pub fn finalize(f: &Finalize) -> Result<Exec> {
             .context(|| "drop bounding capabilities".into())?;
     }
     sys::set_keepcaps(true).context(|| "prctl(PR_SET_KEEPCAPS)".into())?;
-    let mut groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
-    groups.retain(|g| *g != user.gid());
+    // Exactly the listed groups, as runc sets them (the primary group included when listed).
+    let groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
     if !(f.in_userns && sys::geteuid() != 0) {
         // setgroups may be denied in a rootless user namespace.
         if let Err(e) = sys::setgroups(&groups) {

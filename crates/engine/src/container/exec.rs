@@ -215,7 +215,7 @@ impl Containers {
         };
         let process = json!({
             "terminal": cfg.tty,
-            "user": { "uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids },
+            "user": { "uid": user.uid, "gid": user.gid, "additionalGids": super::spec::additional_gids(&user, &c.host_config.group_add)? },
             "args": cfg.cmd,
             "env": env,
             "cwd": cwd,

@@ -200,6 +200,31 @@ pub fn security_opts(hc: &HostConfig) -> Result<SecurityOpts> {
     Ok(o)
 }
 
+/// Docker's supplementary groups: the primary group, the user's groups from the image, and
+/// `--group-add` (numeric ids; names are looked up by the caller).
+pub fn additional_gids(
+    user: &berth_image::spec::ResolvedUser,
+    group_add: &[String],
+) -> Result<Vec<u32>> {
+    let mut out = vec![user.gid];
+    for g in user.additional_gids.iter().copied() {
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    for g in group_add {
+        let id: u32 = g.parse().map_err(|_| {
+            Error::invalid(format!(
+                "unable to find group {g}: only numeric --group-add ids are supported"
+            ))
+        })?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 pub struct SpecInputs<'a> {
     pub container: &'a Container,
     pub parts: &'a RuntimeParts,
@@ -492,7 +517,7 @@ pub fn build(i: &SpecInputs) -> Result<Value> {
         "terminal": c.config.tty,
         "user": {
             "uid": i.parts.user.uid, "gid": i.parts.user.gid,
-            "additionalGids": i.parts.user.additional_gids,
+            "additionalGids": additional_gids(&i.parts.user, &hc.group_add)?,
         },
         "args": args,
         "env": i.parts.env,
@@ -527,7 +552,8 @@ pub fn build(i: &SpecInputs) -> Result<Value> {
         linux["seccomp"] = s;
     }
     Ok(json!({
-        "ociVersion": "1.2.0",
+        // What Docker writes; older runtimes (crun 1.8) refuse newer minor versions.
+        "ociVersion": "1.0.2-dev",
         "process": process,
         "root": { "path": i.rootfs, "readonly": hc.readonly_rootfs },
         "hostname": hostname,
