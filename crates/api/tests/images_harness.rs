@@ -18,7 +18,15 @@ pub struct Daemon {
 impl Daemon {
     pub async fn start() -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = berth_engine::EngineConfig::new(dir.path().join("data"), dir.path().join("exec"));
+        let mut cfg =
+            berth_engine::EngineConfig::new(dir.path().join("data"), dir.path().join("exec"));
+        // Its own bridge, subnet and NAT table: the engine creates its default network at open,
+        // and must not touch berth0 (a real berthd's) or another test's.
+        let (bridge, bip) = free_bridge();
+        cfg.nft_table = format!("berth_{bridge}");
+        cfg.bridge_name = bridge;
+        cfg.default_bridge_subnet = bip;
+        cfg.default_address_pool = "10.218.0.0/16".into();
         let engine = berth_engine::Engine::open(cfg).await.expect("engine");
         let sock = dir.path().join("berth.sock");
         let listener = tokio::net::UnixListener::bind(&sock).expect("bind");
@@ -115,7 +123,38 @@ impl Drop for Daemon {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+        let bridge = self.engine.config.bridge_name.clone();
+        let table = self.engine.config.nft_table.clone();
+        let _ = Command::new("ip")
+            .args(["link", "del", &bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &table])
+            .stderr(Stdio::null())
+            .status();
     }
+}
+
+/// A bridge name and a /24 no host route uses yet, for this test's engine.
+fn free_bridge() -> (String, String) {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let seed = std::process::id() as usize;
+    for i in 0..250 {
+        let n = (seed * 7 + i) % 250 + 1;
+        // /proc/net/route prints destinations little-endian: 10.217.n.0 → 00 n D9 0A.
+        let dest = format!("00{n:02X}D90A");
+        if !routes
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(dest.as_str()))
+        {
+            return (
+                format!("ba{}x{n}", seed % 100000),
+                format!("10.217.{n}.1/24"),
+            );
+        }
+    }
+    panic!("no free 10.217.x.0/24 for a test bridge");
 }
 
 pub fn anchors() -> PathBuf {
