@@ -419,44 +419,37 @@ impl Containers {
     }
 
     pub async fn pause(&self, name_or_id: &str) -> Result<()> {
-        let entry = self.get(name_or_id)?;
-        let rec = entry.snapshot();
-        if !rec.state.running {
-            return Err(Error::Conflict(format!(
-                "Container {} is not running",
-                rec.id
-            )));
-        }
-        if rec.state.paused {
-            return Err(Error::Conflict(format!(
-                "Container {} is already paused",
-                rec.id
-            )));
-        }
-        run_runtime(self, &rec, &["pause", &rec.id]).await?;
-        self.update(&entry, |c| {
-            c.state.paused = true;
-            c.state.status = "paused".into();
-        })?;
-        self.publish(&rec, "pause", &[]);
-        Ok(())
+        self.set_paused(name_or_id, true).await
     }
 
     pub async fn unpause(&self, name_or_id: &str) -> Result<()> {
+        self.set_paused(name_or_id, false).await
+    }
+
+    /// Freezes or thaws every process of the container through the runtime.
+    async fn set_paused(&self, name_or_id: &str, pause: bool) -> Result<()> {
         let entry = self.get(name_or_id)?;
         let rec = entry.snapshot();
-        if !rec.state.paused {
-            return Err(Error::Conflict(format!(
-                "Container {} is not paused",
-                rec.id
-            )));
+        let refusal = match (pause, rec.state.running, rec.state.paused) {
+            (true, false, _) => Some("is not running"),
+            (true, true, true) => Some("is already paused"),
+            (false, _, false) => Some("is not paused"),
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            return Err(Error::Conflict(format!("Container {} {why}", rec.id)));
         }
-        run_runtime(self, &rec, &["resume", &rec.id]).await?;
+        let (verb, status, action) = if pause {
+            ("pause", "paused", "pause")
+        } else {
+            ("resume", "running", "unpause")
+        };
+        run_runtime(self, &rec, &[verb, &rec.id]).await?;
         self.update(&entry, |c| {
-            c.state.paused = false;
-            c.state.status = "running".into();
+            c.state.paused = pause;
+            c.state.status = status.into();
         })?;
-        self.publish(&rec, "unpause", &[]);
+        self.publish(&rec, action, &[]);
         Ok(())
     }
 
