@@ -32,6 +32,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   [ "$added_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
+# docker-py 7, for berthd's docker-py end-to-end test (PyPI).
+if ! python3 -c 'import docker' >/dev/null 2>&1; then
+  python3 -m pip install -q 'docker>=7,<8' || python3 -m pip install -q --break-system-packages 'docker>=7,<8'
+fi
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
