@@ -62,6 +62,18 @@ pub enum Error {
     CorruptState { path: PathBuf, reason: String },
 }
 
+impl Error {
+    /// An error the container's init (or exec) child reported; it already carries the
+    /// "container init failed" prefix when it was one itself, so it is not repeated.
+    pub fn from_child(msg: &[u8]) -> Error {
+        let text = String::from_utf8_lossy(msg);
+        let text = text
+            .strip_prefix("container init failed: ")
+            .unwrap_or(&text);
+        Error::Init(text.to_string())
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

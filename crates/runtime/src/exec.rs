@@ -265,11 +265,7 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32> {
             .map_err(fail)?;
         match buf.first() {
             Some(&msg::READY) => break,
-            Some(&msg::ERROR) => {
-                return Err(fail(Error::Init(
-                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
-                )))
-            }
+            Some(&msg::ERROR) => return Err(fail(Error::from_child(&buf[1..n]))),
             // EOF: the process exec'd (close-on-exec closed its end) or died.
             _ if n == 0 => break,
             _ => return Err(fail(Error::Init("unexpected message from exec".into()))),

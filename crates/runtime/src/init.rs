@@ -110,9 +110,7 @@ impl<'a> Gate<'a> {
 pub fn pending_error(sync: &OwnedFd) -> Option<Error> {
     let mut buf = vec![0u8; 8192];
     match rustix::net::recv(sync, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
-        Ok((n, _)) if n > 0 && buf[0] == msg::ERROR => Some(Error::Init(
-            String::from_utf8_lossy(&buf[1..n]).into_owned(),
-        )),
+        Ok((n, _)) if n > 0 && buf[0] == msg::ERROR => Some(Error::from_child(&buf[1..n])),
         _ => None,
     }
 }
@@ -169,9 +167,7 @@ pub fn read_intermediate(sync: &OwnedFd, mid: i32) -> Result<i32> {
     let _ = sys::waitpid(mid, 0);
     match buf[..n].first() {
         Some(&msg::PID) if n == 5 => Ok(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
-        Some(&msg::ERROR) => Err(Error::Init(
-            String::from_utf8_lossy(&buf[1..n]).into_owned(),
-        )),
+        Some(&msg::ERROR) => Err(Error::from_child(&buf[1..n])),
         _ => Err(Error::Init("intermediate process exited".into())),
     }
 }
