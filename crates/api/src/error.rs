@@ -56,6 +56,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     })
 }
 
+/// The `h` and `w` query parameters of the resize routes.
+pub fn tty_size(q: &std::collections::HashMap<String, String>) -> ApiResult<(u16, u16)> {
+    let dim = |k: &str| -> ApiResult<u16> {
+        q.get(k)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("invalid or missing {k}")))
+    };
+    Ok((dim("h")?, dim("w")?))
+}
+
 /// Docker's boolean query parameters: `1`, `true`, `True` are true; absent, `0`, `false` false.
 pub fn qbool(v: Option<&String>) -> bool {
     matches!(

@@ -37,11 +37,7 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, String> {
 }
 
 pub fn upgrade_response(tty: bool) -> Response {
-    let ct = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let ct = crate::stream::output_content_type(tty);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONTENT_TYPE, ct)

@@ -6,6 +6,7 @@ pub mod filters;
 pub mod hijack;
 pub mod routes;
 pub mod server;
+pub mod stream;
 pub mod version;
 
 pub use server::{serve, Listener};

@@ -15,13 +15,17 @@ pub fn short(id: &str) -> &str {
 }
 
 /// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, a leading `/` allowed.
+/// Docker's name rule for containers and local volumes: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn is_valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && n.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
 pub fn validate_name(name: &str) -> Result<String> {
     let n = name.strip_prefix('/').unwrap_or(name);
-    let mut chars = n.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && n.len() >= 2
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !ok {
+    if !is_valid_name(n) {
         return Err(Error::invalid(format!(
             "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )));

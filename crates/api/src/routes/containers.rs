@@ -320,15 +320,8 @@ async fn resize(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> ApiResult<StatusCode> {
-    let dim = |k: &str| -> ApiResult<u16> {
-        q.get(k)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ApiError::bad_request(format!("invalid or missing {k}")))
-    };
-    st.engine
-        .containers
-        .resize(&id, dim("h")?, dim("w")?)
-        .await?;
+    let (h, w) = crate::error::tty_size(&q)?;
+    st.engine.containers.resize(&id, h, w).await?;
     Ok(StatusCode::OK)
 }
 
@@ -439,15 +432,11 @@ fn tar_response(
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     stat: Option<String>,
 ) -> Response {
-    let mut rx = rx;
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let mut b = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/x-tar");
-    if let Some(s) = stat {
-        b = b.header("X-Docker-Container-Path-Stat", s);
+    let mut resp = crate::stream::streamed("application/x-tar", rx);
+    if let Some(v) = stat.and_then(|s| s.parse().ok()) {
+        resp.headers_mut().insert("X-Docker-Container-Path-Stat", v);
     }
-    b.body(Body::from_stream(stream)).unwrap_or_default()
+    resp
 }
 
 async fn archive_get(
@@ -550,11 +539,5 @@ async fn stats(
             }
         }
     });
-    let mut rx = rx;
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(body))
-        .unwrap_or_default())
+    Ok(crate::stream::streamed("application/json", rx))
 }

@@ -92,15 +92,8 @@ async fn resize(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    let dim = |k: &str| -> ApiResult<u16> {
-        q.get(k)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ApiError::bad_request(format!("invalid or missing {k}")))
-    };
-    st.engine
-        .containers
-        .exec_resize(&id, dim("h")?, dim("w")?)
-        .await?;
+    let (h, w) = crate::error::tty_size(&q)?;
+    st.engine.containers.exec_resize(&id, h, w).await?;
     Ok(StatusCode::OK)
 }
 

@@ -110,14 +110,7 @@ fn registry_auth(headers: &HeaderMap) -> Option<AuthConfig> {
 }
 
 fn json_stream(rx: mpsc::Receiver<io::Result<Bytes>>) -> Response {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|e| ApiError(Error::internal("building the response", e)).into_response())
+    crate::stream::streamed("application/json", rx)
 }
 
 fn lines_response(lines: &[JsonMessage]) -> Response {
@@ -322,14 +315,7 @@ async fn save(st: AppState, names: Vec<String>) -> ApiResult<Response> {
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/x-tar")
-        .body(Body::from_stream(stream))
-        .map_err(|e| ApiError(Error::internal("building the response", e)))
+    Ok(crate::stream::streamed("application/x-tar", rx))
 }
 
 async fn save_many(State(st): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {

@@ -2,9 +2,7 @@
 
 use crate::error::{qbool, ApiError, ApiResult};
 use crate::server::AppState;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
 use axum::response::Response;
 use berth_engine::container::logs::LogOptions;
 use std::collections::HashMap;
@@ -43,18 +41,9 @@ pub async fn logs(
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let (tty, mut rx) = st.engine.containers.logs(&id, opts)?;
-    let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::io::Error>))
-    });
-    let ct = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, ct)
-        .body(Body::from_stream(stream))
-        .unwrap_or_default())
+    let (tty, rx) = st.engine.containers.logs(&id, opts)?;
+    Ok(crate::stream::streamed(
+        crate::stream::output_content_type(tty),
+        rx,
+    ))
 }

@@ -3,7 +3,6 @@
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
 use crate::{API_VERSION, MIN_API_VERSION};
-use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -235,18 +234,7 @@ async fn events(
             }
         }
     });
-    let stream = tokio_stream_from(body_rx);
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .map_err(|e| ApiError(berth_engine::Error::internal("building the response", e)))
-}
-
-pub fn tokio_stream_from(
-    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+    Ok(crate::stream::streamed("application/json", body_rx))
 }
 
 async fn send_line(

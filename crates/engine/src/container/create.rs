@@ -69,14 +69,7 @@ fn validate(req: &CreateRequest) -> Result<()> {
     }
     super::spec::capabilities(hc)?;
     super::spec::security_opts(hc)?;
-    if hc.memory > 0 && hc.memory < 6 * 1024 * 1024 {
-        return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
-    }
-    if hc.nano_cpus > 0 && (hc.cpu_quota > 0 || hc.cpu_period > 0) {
-        return Err(Error::invalid(
-            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
-        ));
-    }
+    super::spec::check_limits(hc)?;
     Ok(())
 }
 
@@ -186,8 +179,7 @@ impl Containers {
         }
         if req.host_config.memory > 0
             && req.host_config.memory_swap == 0
-            && !std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-            && !std::path::Path::new("/sys/fs/cgroup/memory.swap.max").exists()
+            && !super::spec::swap_accounting()
         {
             warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".to_string());
         }

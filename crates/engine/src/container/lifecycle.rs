@@ -525,7 +525,6 @@ impl Containers {
                 .await
                 .unwrap_or(false);
                 if live {
-                    self.reconnect_network(&entry).await;
                     self.clone().watch_exit(entry.clone());
                     continue;
                 }

@@ -83,7 +83,7 @@ impl Containers {
         &self,
         name_or_id: &str,
         opts: LogOptions,
-    ) -> Result<(bool, mpsc::Receiver<Bytes>)> {
+    ) -> Result<(bool, mpsc::Receiver<std::io::Result<Bytes>>)> {
         let entry = self.get(name_or_id)?;
         let rec = entry.snapshot();
         if matches!(rec.host_config.log_config.kind.as_str(), "none") {
@@ -106,10 +106,10 @@ fn stream_logs(
     path: &Path,
     opts: &LogOptions,
     tty: bool,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<std::io::Result<Bytes>>,
     run: tokio::sync::watch::Receiver<super::RunState>,
 ) -> std::io::Result<()> {
-    let send = |b: Bytes| tx.blocking_send(b).is_ok();
+    let send = |b: Bytes| tx.blocking_send(Ok(b)).is_ok();
     let mut entries: Vec<Bytes> = Vec::new();
     let all = files(path);
     let (older, live) = all.split_at(all.len() - 1);

@@ -38,12 +38,10 @@ pub fn parse_bind(spec: &str) -> Result<Bind> {
             "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{target}' mount path must be absolute"
         )));
     }
-    if !source.is_empty() && !source.starts_with('/') {
-        crate::ids::validate_name(source).map_err(|_| {
-            Error::invalid(format!(
+    if !source.is_empty() && !source.starts_with('/') && !crate::ids::is_valid_name(source) {
+        return Err(Error::invalid(format!(
                 "invalid volume specification: '{spec}': \"{source}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-            ))
-        })?;
+        )));
     }
     let mut read_only = false;
     let mut propagation = String::new();

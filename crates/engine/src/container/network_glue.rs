@@ -207,11 +207,7 @@ impl Containers {
         match self.connect_all(&rec, &ns).await {
             Ok(setup) => Ok(setup),
             Err(e) => {
-                for n in Self::wanted_networks(&rec) {
-                    let _ = self.networks.unpublish(&n, &rec.id).await;
-                    let _ = self.networks.disconnect(&n, &rec.id).await;
-                }
-                let _ = berth_network::remove_netns(&ns);
+                self.unwire(&rec, &ns).await;
                 Err(e)
             }
         }
@@ -335,15 +331,8 @@ impl Containers {
         if rec.netns_path.is_empty() {
             return;
         }
-        for n in Self::wanted_networks(&rec) {
-            let _ = self.networks.unpublish(&n, &rec.id).await;
-            if let Err(e) = self.networks.disconnect(&n, &rec.id).await {
-                tracing::debug!(network = n, error = %e, "disconnect at stop");
-            }
-        }
-        if let Err(e) = berth_network::remove_netns(&rec.netns_path) {
-            tracing::warn!(error = %e, "removing the network namespace");
-        }
+        self.unwire(&rec, std::path::Path::new(&rec.netns_path))
+            .await;
         let _ = self.update(entry, |c| {
             c.netns_path.clear();
             c.ports.clear();
@@ -358,16 +347,22 @@ impl Containers {
 
     pub(crate) async fn forget_network(&self, rec: &Container) {
         if !rec.netns_path.is_empty() {
-            for n in Self::wanted_networks(rec) {
-                let _ = self.networks.unpublish(&n, &rec.id).await;
-                let _ = self.networks.disconnect(&n, &rec.id).await;
-            }
-            let _ = berth_network::remove_netns(&rec.netns_path);
+            self.unwire(rec, std::path::Path::new(&rec.netns_path))
+                .await;
         }
     }
 
-    pub(crate) async fn reconnect_network(&self, entry: &Arc<Entry>) {
-        let _ = entry;
+    /// Unpublishes and disconnects every network of the container and unpins its namespace.
+    async fn unwire(&self, rec: &Container, ns: &std::path::Path) {
+        for n in Self::wanted_networks(rec) {
+            let _ = self.networks.unpublish(&n, &rec.id).await;
+            if let Err(e) = self.networks.disconnect(&n, &rec.id).await {
+                tracing::debug!(network = n, error = %e, "disconnect");
+            }
+        }
+        if let Err(e) = berth_network::remove_netns(ns) {
+            tracing::warn!(error = %e, "removing the network namespace");
+        }
     }
 
     /// `POST /networks/{id}/connect`: a running container is wired at once; a stopped one

@@ -322,17 +322,32 @@ fn host_devices() -> Vec<Value> {
     out
 }
 
+/// Whether the host accounts swap in the memory cgroup (v1 memsw, v2 swap.max).
+pub fn swap_accounting() -> bool {
+    Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        || Path::new("/sys/fs/cgroup/memory.swap.max").exists()
+}
+
+/// The resource checks Docker makes at create; `resources` repeats them at start.
+pub fn check_limits(hc: &HostConfig) -> Result<()> {
+    if hc.memory > 0 && hc.memory < 6 * 1024 * 1024 {
+        return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    if hc.nano_cpus > 0 && (hc.cpu_quota > 0 || hc.cpu_period > 0) {
+        return Err(Error::invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
+    }
+    Ok(())
+}
+
 fn resources(hc: &HostConfig) -> Result<Value> {
+    check_limits(hc)?;
     let mut r = json!({ "devices": device_rules(hc.privileged) });
     let mut mem = serde_json::Map::new();
     if hc.memory > 0 {
-        if hc.memory < 6 * 1024 * 1024 {
-            return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
-        }
         mem.insert("limit".into(), json!(hc.memory));
-        let memsw = Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-            || Path::new("/sys/fs/cgroup/memory.swap.max").exists();
-        if memsw {
+        if swap_accounting() {
             let swap = match hc.memory_swap {
                 0 => hc.memory * 2,
                 s => s,
@@ -359,11 +374,6 @@ fn resources(hc: &HostConfig) -> Result<Value> {
     }
     let mut cpu = serde_json::Map::new();
     if hc.nano_cpus > 0 {
-        if hc.cpu_quota > 0 || hc.cpu_period > 0 {
-            return Err(Error::invalid(
-                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
-            ));
-        }
         let ncpu = std::thread::available_parallelism()
             .map(|n| n.get() as i64)
             .unwrap_or(1);

@@ -92,11 +92,7 @@ pub struct Volumes {
 
 /// Docker's rule for local volume names.
 pub fn validate_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = name.len() >= 2
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
+    if crate::ids::is_valid_name(name) {
         Ok(())
     } else {
         Err(Error::invalid(format!(
