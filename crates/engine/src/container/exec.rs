@@ -194,12 +194,7 @@ impl Containers {
                 .map_err(|e| Error::internal("resolving the user", e))?
                 .map_err(|e| Error::invalid(e.to_string()))?;
         let mut env = berth_image::spec::merge_env(&c.config.env, &cfg.env);
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", user.home));
-        }
-        if cfg.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
+        super::spec::default_env(&mut env, &user.home, cfg.tty);
         let mut hc = c.host_config.clone();
         if cfg.privileged {
             hc.privileged = true;

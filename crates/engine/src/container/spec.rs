@@ -322,6 +322,16 @@ fn host_devices() -> Vec<Value> {
     out
 }
 
+/// Docker's additions to a process's environment: HOME from the user, TERM with a tty.
+pub fn default_env(env: &mut Vec<String>, home: &str, tty: bool) {
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+}
+
 /// Whether the host accounts swap in the memory cgroup (v1 memsw, v2 swap.max).
 pub fn swap_accounting() -> bool {
     Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()

@@ -265,12 +265,7 @@ impl Containers {
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.insert(0, format!("HOSTNAME={hostname}"));
         }
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", user.home));
-        }
-        if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
+        super::spec::default_env(&mut env, &user.home, rec.config.tty);
         let mut args = vec![rec.path.clone()];
         args.extend(rec.args.iter().cloned());
         let parts = berth_image::spec::RuntimeParts {
