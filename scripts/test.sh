@@ -16,6 +16,8 @@ export BERTH_ANCHOR_IMAGES=${BERTH_ANCHOR_IMAGES:-${TMPDIR:-/tmp}/anchors-images
 if [ -x "$anchors/make-images.sh" ]; then
   "$anchors/make-images.sh" "$BERTH_ANCHOR_IMAGES" >/dev/null
 fi
+# Incremental caches double the size of target/ and a CI build is clean anyway.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace "$@"
