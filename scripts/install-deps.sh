@@ -8,7 +8,7 @@ PKGS=(
   build-essential pkg-config      # cc for zstd-sys/ring, pkg-config for libseccomp
   libseccomp-dev                  # berth-seccomp links libseccomp
   busybox-static                  # the offline test rootfs
-  iproute2 procps util-linux jq curl file tar gzip
+  iproute2 procps util-linux jq curl file tar gzip uidmap   # uidmap: newuidmap/newgidmap for rootless berth-runtime
   runc crun                       # peers the tests and benches compare against
   skopeo docker-registry umoci    # registry and image interop tests
   openssl                         # registry TLS tests make a private CA

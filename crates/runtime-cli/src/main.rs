@@ -27,9 +27,10 @@ struct Cli {
     /// Print the version (-v, as runc has it).
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: Option<bool>,
-    /// Directory holding container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
-    root: PathBuf,
+    /// Directory holding container state (tmpfs recommended). Default:
+    /// /run/berth-runtime, or $XDG_RUNTIME_DIR/berth without root.
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -257,7 +258,7 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    let root = Root::new(&cli.root);
+    let root = Root::new(cli.root.clone().unwrap_or_else(default_root));
     match cli.command {
         Command::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
@@ -391,6 +392,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => print_ps(&root, &id, format, &ps_args)?,
     }
     Ok(0)
+}
+
+/// As runc: a user without root keeps state in their own runtime directory.
+fn default_root() -> PathBuf {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if euid != 0 && !dir.is_empty() => PathBuf::from(dir).join("berth"),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
 }
 
 /// A path made absolute against our working directory now, as runc does for

@@ -132,14 +132,40 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         None => None,
     };
 
-    // Where the cgroup will be; it is made once init runs (below).
+    // Where the cgroup will be. As root on cgroup v1 it is made once init
+    // runs (below), in parallel with init's rootfs work. On v2 it is made
+    // first so that init is cloned straight into it; without root, first to
+    // learn whether there is one at all.
     let mut cg = Cgroup::for_spec(spec.linux().as_ref(), &opts.id)?;
-    guard.cgroup = Some(cg.clone());
-    state.cgroup = Some(cg.clone());
+    let resources = cgroup_resources(&spec);
+    let rootless = sys::geteuid() != 0;
+    let early_cgroup = rootless || cg.mode() == berth_cgroups::Mode::Unified;
+    let mut cgroup = Some(cg.clone());
+    let mut cgroup_fd = None;
+    if early_cgroup {
+        // Recorded first: if we are killed while it is made, `delete` still
+        // finds it.
+        state.cgroup = Some(cg.clone());
+        root.save(&state)?;
+        if create_cgroup(&mut cg, &resources, rootless)? {
+            if cg.mode() == berth_cgroups::Mode::Unified {
+                cgroup_fd = cg.open_dir().ok();
+            }
+        } else {
+            cgroup = None;
+        }
+    }
+    guard.cgroup = cgroup.clone();
+    state.cgroup = cgroup.clone();
     // Recorded at once: if we are killed from here on, `delete` still finds
     // the cgroup (and below, init) to remove.
     root.save(&state)?;
-    let cgroup_paths: Vec<PathBuf> = cg.paths().into_iter().map(|(_, p)| p).collect();
+    let cgroup_paths: Vec<PathBuf> = cgroup
+        .iter()
+        .flat_map(|c| c.paths())
+        .map(|(_, p)| p)
+        .collect();
+    let idmapped = crate::rootfs::idmap::prepare(&spec)?;
 
     let (parent_sock, child_sock) = sys::seqpacket_pair().context(|| "socketpair".into())?;
     let hooks = spec.hooks().as_ref();
@@ -167,10 +193,16 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         cgroup_paths: &cgroup_paths,
         preserve_fds: opts.preserve_fds,
         seccomp: seccomp.as_ref(),
+        idmapped: &idmapped,
     };
 
-    let pid = spawn_init(&plan, args, &parent_sock)?;
-    tracing::debug!("create {}: init cloned (pid {pid})", opts.id);
+    let (pid, in_cgroup) = spawn_init(&plan, args, &parent_sock, cgroup_fd.as_ref())?;
+    tracing::debug!(
+        "create {}: init cloned (pid {pid}{})",
+        opts.id,
+        if in_cgroup { ", into its cgroup" } else { "" }
+    );
+    drop(idmapped);
     guard.pid = pid;
     drop(child_sock);
 
@@ -179,23 +211,18 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     // container's runs before init is released. If init failed meanwhile, its
     // own message says more than the error we meet trying to reach it.
     let released = (|| -> Result<()> {
-        cg.create_with(&cgroup_resources(&spec))?;
-        // An existing cgroup may be frozen (init would hang there) or hold
-        // other processes.
-        if cg.is_frozen().unwrap_or(false) {
-            return Err(Error::Init("container's cgroup unexpectedly frozen".into()));
+        if !early_cgroup {
+            create_cgroup(&mut cg, &resources, false)?;
+            // The clone knows which parent directories it made, for clean-up.
+            guard.cgroup = Some(cg.clone());
         }
-        if cg.pids().is_ok_and(|p| !p.is_empty()) {
-            tracing::warn!("container's cgroup is not empty");
-        }
-        // The clone knows which parent directories it made, for clean-up.
-        guard.cgroup = Some(cg.clone());
-        tracing::debug!("create {}: cgroup created", opts.id);
         if plan.new_userns() {
             namespaces::write_id_maps(&spec, pid)?;
         }
-        cg.add_pid(pid)?;
-        tracing::debug!("create {}: init joined its cgroup", opts.id);
+        if cgroup.is_some() && !in_cgroup {
+            cg.add_pid(pid)?;
+            tracing::debug!("create {}: init joined its cgroup", opts.id);
+        }
         if let Some(adj) = process.oom_score_adj() {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .context(|| "set oom_score_adj".into())?;
@@ -264,6 +291,67 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     Ok(state)
 }
 
+/// Makes the container's cgroup and writes its limits. Returns false when
+/// there is none: as runc does rootless, a cgroup we may not create is done
+/// without, as long as no limit was asked for.
+fn create_cgroup(
+    cg: &mut Cgroup,
+    resources: &oci_spec::runtime::LinuxResources,
+    rootless: bool,
+) -> Result<bool> {
+    if let Err(e) = cg.create_with(resources) {
+        let denied = [libc::EACCES, libc::EPERM, libc::EROFS]
+            .iter()
+            .any(|&n| e.is_errno(n));
+        if !(rootless && denied) {
+            return Err(e.into());
+        }
+        if let Some(field) = requested_limit(resources) {
+            return Err(Error::Rootless(format!(
+                "{field} is set but the container's cgroup cannot be created ({e}); \
+                 remove the limit or delegate a writable cgroup to this user"
+            )));
+        }
+        tracing::debug!("rootless: running without a cgroup ({e})");
+        return Ok(false);
+    }
+    // An existing cgroup may be frozen (init would hang there) or hold
+    // other processes.
+    if cg.is_frozen().unwrap_or(false) {
+        return Err(Error::Init("container's cgroup unexpectedly frozen".into()));
+    }
+    if cg.pids().is_ok_and(|p| !p.is_empty()) {
+        tracing::warn!("container's cgroup is not empty");
+    }
+    tracing::debug!("cgroup created");
+    Ok(true)
+}
+
+/// The first resource limit the spec asks for, by field name. Device rules
+/// do not count: without root no device node can be made anyway.
+fn requested_limit(r: &oci_spec::runtime::LinuxResources) -> Option<&'static str> {
+    let checks: [(&'static str, bool); 8] = [
+        ("linux.resources.memory", r.memory().is_some()),
+        ("linux.resources.cpu", r.cpu().is_some()),
+        ("linux.resources.pids", r.pids().is_some()),
+        ("linux.resources.blockIO", r.block_io().is_some()),
+        (
+            "linux.resources.hugepageLimits",
+            r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        ("linux.resources.network", r.network().is_some()),
+        (
+            "linux.resources.rdma",
+            r.rdma().as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "linux.resources.unified",
+            r.unified().as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+    ];
+    checks.iter().find(|(_, set)| *set).map(|(f, _)| *f)
+}
+
 /// The spec's device rules plus the allow rules for the devices every
 /// container gets, as runc builds them.
 fn cgroup_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
@@ -302,16 +390,25 @@ pub(crate) fn forward_seccomp_listener(spec: &Spec, state: &State, sock: &OwnedF
 /// Starts init directly with clone, or through an intermediate process when
 /// namespaces must be joined first (setns into a pid namespace only affects
 /// children, and the parent must stay in its own namespaces).
-fn spawn_init(plan: &Plan, args: InitArgs, parent_sock: &OwnedFd) -> Result<i32> {
+///
+/// With `cgroup` (a cgroup2 directory), the first process is cloned into
+/// it, and init with it. Returns init's pid and whether it is in its cgroup.
+fn spawn_init(
+    plan: &Plan,
+    args: InitArgs,
+    parent_sock: &OwnedFd,
+    cgroup: Option<&OwnedFd>,
+) -> Result<(i32, bool)> {
     if plan.joins.is_empty() {
-        let pid = sys::clone_with_flags(plan.clone_flags).context(|| "clone".into())?;
+        let (pid, in_cgroup) = clone_child(plan.clone_flags, cgroup)?;
         if pid == 0 {
             sys::close_in_child(parent_sock);
             init::run(args);
         }
-        return Ok(pid);
+        return Ok((pid, in_cgroup));
     }
-    let mid = sys::clone_with_flags(0).context(|| "fork".into())?;
+    // Init is the intermediate's child and inherits its cgroup.
+    let (mid, in_cgroup) = clone_child(0, cgroup)?;
     if mid == 0 {
         sys::close_in_child(parent_sock);
         let result = plan
@@ -323,7 +420,28 @@ fn spawn_init(plan: &Plan, args: InitArgs, parent_sock: &OwnedFd) -> Result<i32>
             Err(e) => init::fail_to_parent(args.sync, &e),
         }
     }
-    init::read_intermediate(parent_sock, mid)
+    Ok((init::read_intermediate(parent_sock, mid)?, in_cgroup))
+}
+
+/// clone(2) with `flags`, or clone3 into `cgroup` when given and the kernel
+/// has it. Returns 0 in the child, like fork.
+fn clone_child(flags: libc::c_int, cgroup: Option<&OwnedFd>) -> Result<(i32, bool)> {
+    if let Some(fd) = cgroup {
+        match sys::clone_into_cgroup(flags, fd) {
+            Ok(pid) => return Ok((pid, true)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::E2BIG)) => {
+                tracing::debug!("clone3 unavailable ({e}); cloning, then joining the cgroup");
+            }
+            Err(e) => {
+                return Err(Error::Sys {
+                    context: "clone3 into the container's cgroup".into(),
+                    source: e,
+                })
+            }
+        }
+    }
+    let pid = sys::clone_with_flags(flags).context(|| "clone".into())?;
+    Ok((pid, false))
 }
 
 pub fn start(root: &Root, id: &str) -> Result<()> {
@@ -386,8 +504,13 @@ pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> Result<()> {
     if all {
         // Every process of the cgroup, which may be none: like runc, that is
         // not an error.
-        if let Some(cg) = &state.cgroup {
-            cg.signal_all(sig)?;
+        match &state.cgroup {
+            Some(cg) => cg.signal_all(sig)?,
+            // Rootless without a cgroup: init is all we know of.
+            None if state.live_status(&root.container_dir(id)) != Status::Stopped => {
+                let _ = sys::kill(state.pid, sig);
+            }
+            None => {}
         }
         return Ok(());
     }

@@ -42,6 +42,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Something a container needs that a runtime without root cannot give.
+    #[error("rootless container: {0}")]
+    Rootless(String),
+
     #[error("container init failed: {0}")]
     Init(String),
 

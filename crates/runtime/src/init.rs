@@ -47,6 +47,7 @@ pub struct InitArgs<'a> {
     pub cgroup_paths: &'a [PathBuf],
     pub preserve_fds: u32,
     pub seccomp: Option<&'a berth_seccomp::CompiledFilter>,
+    pub idmapped: &'a [rootfs::idmap::IdmappedTree],
 }
 
 pub fn send(sync: &OwnedFd, data: &[u8]) -> std::io::Result<()> {
@@ -186,8 +187,13 @@ pub fn run(a: InitArgs) -> ! {
 /// hooks receive.
 fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
     // Nothing in the container may open our /proc/PID/exe or ptrace us
-    // before execve replaces this binary (CVE-2019-5736).
-    sys::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
+    // before execve replaces this binary (CVE-2019-5736). In a new user
+    // namespace that waits until the id maps are written: without root the
+    // parent (or newuidmap) can only write them to a dumpable process, and
+    // nothing of the container runs before then.
+    if !a.in_userns {
+        sys::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
+    }
     unblock_signals();
 
     let spec = a.spec;
@@ -203,6 +209,7 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
     if a.in_userns {
         // Without its id maps a user namespace is of no use yet.
         gate.pass()?;
+        sys::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
     }
     if a.new_timens {
         sys::unshare(0x80).context(|| "unshare time namespace".into())?;
@@ -226,6 +233,7 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
             cgroupns: spec::has_namespace(spec, LinuxNamespaceType::Cgroup),
             cgroup_paths: a.cgroup_paths,
             before_cgroup_mount: &|| gate.pass(),
+            idmapped: a.idmapped,
         };
         let root = rootfs::prepare(&setup)?;
         gate.pass()?;

@@ -389,36 +389,138 @@ pub fn personality(persona: libc::c_ulong) -> io::Result<()> {
     cvt(unsafe { libc::personality(persona) } as libc::c_long).map(drop)
 }
 
-/// Makes a mount and every mount below it read-only (the `rro` option).
-pub fn set_recursive_readonly(target: &OwnedFd) -> io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn mount_setattr(target: &OwnedFd, recursive: bool, attr: &MountAttr) -> io::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
     }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let empty = c"";
     // SAFETY: valid fd, empty path with AT_EMPTY_PATH, attr struct of the
     // size we pass.
     cvt(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             target.as_raw_fd(),
-            empty.as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-            &attr as *const MountAttr,
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })
     .map(drop)
+}
+
+/// Makes a mount and every mount below it read-only (the `rro` option).
+pub fn set_recursive_readonly(target: &OwnedFd) -> io::Result<()> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    mount_setattr(
+        target,
+        true,
+        &MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        },
+    )
+}
+
+/// A detached copy of the mount (tree, with `recursive`) at `path`, as
+/// open_tree(OPEN_TREE_CLONE) gives it: attached nowhere until moved.
+pub fn clone_mount_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    rustix::mount::open_tree(rustix::fs::CWD, path, flags).map_err(io::Error::from)
+}
+
+/// Gives a detached mount (tree) the id mapping of the user namespace
+/// `userns`: files owned by id N on disk appear owned by what N maps to.
+pub fn set_idmap(tree: &OwnedFd, userns: &OwnedFd, recursive: bool) -> io::Result<()> {
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    mount_setattr(
+        tree,
+        recursive,
+        &MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        },
+    )
+}
+
+/// Attaches a detached mount tree on top of the directory or file `target`
+/// (an O_PATH descriptor).
+pub fn move_mount_onto(tree: &OwnedFd, target: &OwnedFd) -> io::Result<()> {
+    use rustix::mount::MoveMountFlags;
+    rustix::mount::move_mount(
+        tree,
+        c"",
+        target,
+        c"",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(io::Error::from)
+}
+
+/// clone3(2) with CLONE_INTO_CGROUP: the child starts life inside the cgroup
+/// `cgroup` (a cgroup2 directory descriptor), so not one instruction of it
+/// runs elsewhere. Fork-like like [`clone_with_flags`] (no new stack, no
+/// CLONE_VM), with the same single-threaded precondition.
+///
+/// ENOSYS (no clone3, or a seccomp profile that hides it) and E2BIG (a
+/// kernel that predates the cgroup field) tell the caller to fall back to
+/// clone and a write to cgroup.procs.
+pub fn clone_into_cgroup(flags: libc::c_int, cgroup: &impl AsRawFd) -> io::Result<libc::pid_t> {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: (flags as u32 as u64) | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup.as_raw_fd() as u64,
+    };
+    // SAFETY: as for clone_with_flags: no CLONE_VM and no new stack, so the
+    // child continues on a private copy of our memory, like fork; the runtime
+    // is single-threaded. The args struct outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    cvt(ret).map(|p| p as libc::pid_t)
 }
 
 /// Closes the child's copy of a descriptor the parent keeps, so that the

@@ -4,6 +4,7 @@
 
 mod cgroupfs;
 mod devices;
+pub mod idmap;
 mod mountinfo;
 mod options;
 pub mod paths;
@@ -35,6 +36,8 @@ pub struct Setup<'a> {
     /// Called before a cgroup filesystem is mounted: the container must be in
     /// its cgroup (and cgroup namespace) by then.
     pub before_cgroup_mount: &'a dyn Fn() -> Result<()>,
+    /// Id-mapped source trees the runtime prepared, by mount index.
+    pub idmapped: &'a [idmap::IdmappedTree],
 }
 
 /// Everything that happens before pivot_root. Returns the rootfs descriptor.
@@ -63,7 +66,8 @@ pub fn prepare(s: &Setup) -> Result<OwnedFd> {
 
     let mounts = s.spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in mounts.iter().enumerate() {
-        mount_entry(s, &root, m).map_err(|e| match e {
+        let tree = s.idmapped.iter().find(|t| t.index == i).map(|t| &t.tree);
+        mount_entry(s, &root, m, tree).map_err(|e| match e {
             Error::Sys { context, source } => Error::Sys {
                 context: format!("mounts[{i}] ({}): {context}", m.destination().display()),
                 source,
@@ -178,7 +182,9 @@ fn locked_flags(target: &OwnedFd) -> libc::c_ulong {
     out
 }
 
-fn mount_entry(s: &Setup, root: &OwnedFd, m: &Mount) -> Result<()> {
+/// `idmapped` is the mount's source already cloned and id-mapped, to attach
+/// instead of binding the source.
+fn mount_entry(s: &Setup, root: &OwnedFd, m: &Mount, idmapped: Option<&OwnedFd>) -> Result<()> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
@@ -197,14 +203,18 @@ fn mount_entry(s: &Setup, root: &OwnedFd, m: &Mount) -> Result<()> {
         let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
         let target = paths::ensure_in_root(root, dest, kind)
             .context(|| format!("create mount point {}", dest.display()))?;
-        sys::mount_path(
-            Some(src),
-            &sys::fd_path(&target),
-            None,
-            libc::MS_BIND | (opts.flags & libc::MS_REC),
-            None,
-        )
-        .context(|| format!("bind {}", src.display()))?;
+        match idmapped {
+            Some(tree) => sys::move_mount_onto(tree, &target)
+                .context(|| format!("attach idmapped {}", src.display()))?,
+            None => sys::mount_path(
+                Some(src),
+                &sys::fd_path(&target),
+                None,
+                libc::MS_BIND | (opts.flags & libc::MS_REC),
+                None,
+            )
+            .context(|| format!("bind {}", src.display()))?,
+        }
         let top =
             sys::open_in_root(root, dest, OFlags::PATH).context(|| "reopen bind mount".into())?;
         let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);

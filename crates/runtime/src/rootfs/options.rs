@@ -13,6 +13,8 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// `rro` and friends: attributes set on every mount of a recursive bind.
     pub recursive_ro: bool,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true), every mount of the tree).
+    pub idmap: Option<bool>,
 }
 
 const FLAG_OPTIONS: &[(&str, bool, libc::c_ulong)] = &[
@@ -92,6 +94,8 @@ impl MountOptions {
                 o.propagation.push(p);
             } else if opt == "rro" {
                 o.recursive_ro = true;
+            } else if opt == "idmap" || opt == "ridmap" {
+                o.idmap = Some(opt == "ridmap");
             } else if IGNORED.contains(&opt) {
                 continue;
             } else if opt.starts_with("rno") {
@@ -154,5 +158,14 @@ mod tests {
         let o = p(&["rbind", "ro"]);
         assert!(o.is_bind());
         assert_ne!(o.flags & libc::MS_REC, 0);
+    }
+
+    #[test]
+    fn idmap_options_are_not_filesystem_data() {
+        let o = p(&["bind", "idmap"]);
+        assert_eq!(o.idmap, Some(false));
+        assert_eq!(o.data_string(), None);
+        assert_eq!(p(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(p(&["rbind"]).idmap, None);
     }
 }
