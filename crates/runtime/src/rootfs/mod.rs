@@ -199,8 +199,15 @@ fn mount_entry(s: &Setup, root: &OwnedFd, m: &Mount, idmapped: Option<&OwnedFd>)
             .source()
             .as_ref()
             .ok_or_else(|| Error::config("mounts[].source", "a bind mount needs a source"))?;
-        let meta = std::fs::metadata(src).context(|| format!("bind source {}", src.display()))?;
-        let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+        // A prepared tree is what gets attached, and the source path may
+        // not even be reachable from a user namespace.
+        let is_dir = match idmapped {
+            Some(tree) => paths::is_dir(tree),
+            None => std::fs::metadata(src)
+                .context(|| format!("bind source {}", src.display()))?
+                .is_dir(),
+        };
+        let kind = if is_dir { Kind::Dir } else { Kind::File };
         let target = paths::ensure_in_root(root, dest, kind)
             .context(|| format!("create mount point {}", dest.display()))?;
         match idmapped {
