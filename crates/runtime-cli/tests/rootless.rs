@@ -287,6 +287,25 @@ fn rootless_run_is_root_inside_and_the_user_outside() {
         inside.split_whitespace().collect::<Vec<_>>(),
         ["0", &u.uid.to_string(), "1"]
     );
+    // exec joins the user namespace too.
+    let out = u.rt().args(["exec", &id, "id", "-u"]).output().unwrap();
+    assert!(out.status.success(), "exec: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    // Without a cgroup, init is the process the runtime knows of.
+    let out = u
+        .rt()
+        .args(["ps", "--format", "json", &id])
+        .output()
+        .unwrap();
+    let pids: Vec<i32> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pids, vec![pid]);
+    let out = u.rt().args(["pause", &id]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no cgroup"),
+        "{}",
+        text(&out)
+    );
     assert!(u
         .rt()
         .args(["kill", &id, "KILL"])
@@ -404,4 +423,33 @@ fn rootless_limits_without_a_cgroup_fail_clearly() {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "state left: {left:?}");
+}
+
+#[test]
+fn rootless_falls_back_where_a_user_namespace_cannot_mount() {
+    require_userns!();
+    let u = User::new();
+    let (bundle, mut config) = u.bundle(&[
+        "sh",
+        "-c",
+        "test -d /sys/kernel && echo sysfs-ok; echo x > /dev/null && echo null-ok; test -c /dev/zero && echo zero-ok; grep -q ' /dev/pts ' /proc/self/mountinfo && echo devpts-ok; grep -q ' /dev/mqueue ' /proc/self/mountinfo && echo mqueue-ok",
+    ]);
+    // A spec written for root: sysfs without a network namespace (the
+    // kernel refuses it in a user namespace), devpts with gid=5 (unmapped).
+    let mounts = config["mounts"].as_array_mut().unwrap();
+    for m in mounts.iter_mut() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                        "options": ["nosuid", "noexec", "nodev", "ro"]});
+        }
+        if m["destination"] == "/dev/pts" {
+            m["options"].as_array_mut().unwrap().push(json!("gid=5"));
+        }
+    }
+    let out = u.run(&bundle, &config, "fallbacks");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in ["sysfs-ok", "null-ok", "zero-ok", "devpts-ok", "mqueue-ok"] {
+        assert!(stdout.contains(want), "{want} missing: {stdout}");
+    }
 }

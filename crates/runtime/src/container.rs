@@ -616,6 +616,10 @@ pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
     let state = root.load(id)?;
     let mut p = match &state.cgroup {
         Some(cg) => cg.pids()?,
+        // Rootless without a cgroup: init is all we know of.
+        None if state.live_status(&root.container_dir(id)) != Status::Stopped => {
+            vec![state.pid]
+        }
         None => Vec::new(),
     };
     p.sort_unstable();

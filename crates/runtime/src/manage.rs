@@ -23,7 +23,10 @@ fn running_cgroup(
             status: status.to_string(),
         });
     }
-    let cg = state.cgroup.clone().ok_or(Error::NotRunning)?;
+    // Only a rootless container runs without one.
+    let cg = state.cgroup.clone().ok_or_else(|| {
+        Error::Rootless(format!("cannot {action} a container that has no cgroup"))
+    })?;
     Ok((state, cg))
 }
 

@@ -267,6 +267,34 @@ fn mount_entry(s: &Setup, root: &OwnedFd, m: &Mount, idmapped: Option<&OwnedFd>)
                 sys::open_in_root(root, dest, OFlags::PATH).context(|| "reopen /sys".into())?;
             remount_bind(&top, flags & !libc::MS_BIND).context(|| "remount /sys".into())?;
         }
+        // In a user namespace devpts refuses a uid= or gid= the namespace
+        // does not map (gid=5 from a spec written for root): mount it
+        // without them, as crun does.
+        Err(e)
+            if typ == "devpts"
+                && s.in_userns
+                && e.raw_os_error() == Some(libc::EINVAL)
+                && opts
+                    .data
+                    .iter()
+                    .any(|d| d.starts_with("uid=") || d.starts_with("gid=")) =>
+        {
+            let data: Vec<&str> = opts
+                .data
+                .iter()
+                .map(String::as_str)
+                .filter(|d| !d.starts_with("uid=") && !d.starts_with("gid="))
+                .collect();
+            tracing::debug!("devpts: ids unmapped in the user namespace; mounting without them");
+            sys::mount_path(
+                Some(&source),
+                &sys::fd_path(&target),
+                Some(typ),
+                flags,
+                Some(&data.join(",")),
+            )
+            .context(|| format!("mount devpts on {}", dest.display()))?;
+        }
         // mqueue likewise needs an IPC namespace the user namespace owns.
         Err(e) if typ == "mqueue" && e.raw_os_error() == Some(libc::EPERM) => {
             sys::mount_path(
