@@ -115,6 +115,32 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// Decodes standard base64 (padding optional, no whitespace inside); `None` when malformed.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in s.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // A lone trailing character carries fewer than 8 bits: not valid base64.
+    (bits < 6).then_some(out)
+}
+
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
 pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -167,6 +193,12 @@ mod tests {
         assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
         assert_eq!(base64(b"a"), "YQ==");
         assert_eq!(base64(b"ab"), "YWI=");
+        for s in [&b""[..], b"a", b"ab", b"abc", b"user:p@ss:word"] {
+            assert_eq!(base64_decode(&base64(s)).as_deref(), Some(s));
+        }
+        assert_eq!(base64_decode("YQ"), Some(b"a".to_vec()));
+        assert_eq!(base64_decode("Y"), None);
+        assert_eq!(base64_decode("a b"), None);
         assert_eq!(
             query_escape("repository:a/b:pull,push"),
             "repository%3Aa%2Fb%3Apull%2Cpush"

@@ -22,14 +22,18 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// `host[:port]` of registries reached over plain HTTP.
+    /// `host[:port]` of insecure registries: HTTPS without certificate verification, and
+    /// plain HTTP when the TLS handshake fails (as Docker's `insecure-registries`).
     pub insecure_registries: Vec<String>,
-    /// Loopback registries use plain HTTP (Docker's default) unless this is false.
+    /// Loopback registries are insecure (Docker's default) unless this is false.
     pub plain_http_loopback: bool,
     /// PEM CA certificates trusted besides the system's (`/etc/docker/certs.d` style).
     pub extra_ca_pem: Vec<Vec<u8>>,
     /// Credentials by registry `host[:port]`.
     pub credentials: HashMap<String, Credentials>,
+    /// OAuth2 refresh tokens (`identitytoken` of a docker config) by registry `host[:port]`,
+    /// exchanged at the registry's token server.
+    pub identity_tokens: HashMap<String, String>,
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
     /// Attempts per blob download, resuming with `Range` after a dropped connection.
@@ -46,6 +50,7 @@ impl Default for ClientOptions {
             plain_http_loopback: true,
             extra_ca_pem: Vec::new(),
             credentials: HashMap::new(),
+            identity_tokens: HashMap::new(),
             max_concurrent_downloads: 6,
             max_concurrent_uploads: 5,
             download_attempts: 5,
@@ -55,9 +60,15 @@ impl Default for ClientOptions {
     }
 }
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+
 pub struct RegistryClient {
-    http: Client<HttpsConnector<HttpConnector>, Body>,
+    http: HttpClient,
+    /// For insecure registries: certificates are not verified.
+    http_unverified: HttpClient,
     pub(crate) opts: ClientOptions,
+    /// `http` or `https` by insecure registry host, once a probe has decided.
+    schemes: Mutex<HashMap<String, &'static str>>,
     /// Authorization header values by (registry, scope).
     tokens: Mutex<HashMap<(String, String), String>>,
 }
@@ -97,28 +108,24 @@ impl RegistryClient {
             }
         }
         // An explicit provider: no process-wide default has to be installed first.
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        conn.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(conn);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(16)
-            .build(https);
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let unverified = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
         Ok(RegistryClient {
-            http,
+            http: http_client(tls),
+            http_unverified: http_client(unverified),
             opts,
             tokens: Mutex::new(HashMap::new()),
+            schemes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -132,17 +139,57 @@ impl RegistryClient {
             || self.opts.insecure_registries.iter().any(|r| r == host)
     }
 
-    /// `https://host:port` (or `http://` for insecure ones) of the registry serving `domain`.
-    pub fn endpoint(&self, domain: &str) -> Result<String> {
+    /// `https://host:port`, or for an insecure registry whose TLS handshake fails,
+    /// `http://host:port` (decided once per client by a probe of `/v2/`, as Docker pings).
+    pub async fn endpoint(&self, domain: &str) -> Result<String> {
         let host = if domain == "docker.io" {
             "registry-1.docker.io"
         } else {
             domain
         };
-        if self.is_insecure(host) {
-            Ok(format!("http://{host}"))
-        } else {
-            Ok(format!("https://{host}"))
+        if !self.is_insecure(host) {
+            return Ok(format!("https://{host}"));
+        }
+        let known = self
+            .schemes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .copied();
+        let scheme = match known {
+            Some(s) => s,
+            None => {
+                let s = self.probe_https(host).await;
+                self.schemes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(host.to_string(), s);
+                s
+            }
+        };
+        Ok(format!("{scheme}://{host}"))
+    }
+
+    /// `https` when `https://host/v2/` answers anything at all, else `http`.
+    async fn probe_https(&self, host: &str) -> &'static str {
+        let url = format!("https://{host}/v2/");
+        let req = match Request::get(&url).body(empty()) {
+            Ok(r) => r,
+            Err(_) => return "https",
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, self.raw(req)).await {
+            Ok(Ok(_)) => "https",
+            Ok(Err(e)) => {
+                tracing::info!(registry = host, error = %e, "insecure registry: HTTPS failed, using plain HTTP");
+                "http"
+            }
+            Err(_) => {
+                tracing::info!(
+                    registry = host,
+                    "insecure registry: HTTPS timed out, using plain HTTP"
+                );
+                "http"
+            }
         }
     }
 
@@ -175,7 +222,17 @@ impl RegistryClient {
 
     pub(crate) async fn raw(&self, req: Request<Body>) -> Result<Response<Incoming>> {
         let url = req.uri().to_string();
-        self.http.request(req).await.map_err(|e| Error::Http {
+        let insecure = req.uri().scheme_str() == Some("https")
+            && req
+                .uri()
+                .authority()
+                .is_some_and(|a| self.is_insecure(a.as_str()));
+        let client = if insecure {
+            &self.http_unverified
+        } else {
+            &self.http
+        };
+        client.request(req).await.map_err(|e| Error::Http {
             url,
             reason: crate::error::chain(&e),
         })
@@ -234,52 +291,26 @@ impl RegistryClient {
                 service,
                 scope: challenge_scope,
             } => {
-                let mut url = realm.clone();
-                let mut params = Vec::new();
-                if let Some(s) = service {
-                    params.push(format!("service={}", query_escape(s)));
-                }
                 // Our scope (it may ask for more, e.g. pull on a mount source) goes first.
+                let mut scopes: Vec<&str> = Vec::new();
                 for s in scope.split(' ').chain(challenge_scope.as_deref()) {
-                    let p = format!("scope={}", query_escape(s));
-                    if !s.is_empty() && !params.contains(&p) {
-                        params.push(p);
+                    if !s.is_empty() && !scopes.contains(&s) {
+                        scopes.push(s);
                     }
                 }
-                if !params.is_empty() {
-                    url.push(if url.contains('?') { '&' } else { '?' });
-                    url.push_str(&params.join("&"));
+                let mut tok = None;
+                if let Some(refresh) = self.opts.identity_tokens.get(registry) {
+                    tok = self
+                        .oauth_token(registry, realm, service.as_deref(), &scopes, refresh)
+                        .await?;
                 }
-                let uri: Uri = url
-                    .parse()
-                    .map_err(|e| Error::Protocol(format!("token realm {realm}: {e}")))?;
-                let mut b = Request::get(uri);
-                if let Some(c) = creds {
-                    b = b.header(AUTHORIZATION, c.basic_header());
-                }
-                let req = b.body(empty()).map_err(|e| Error::Http {
-                    url: url.clone(),
-                    reason: crate::error::chain(&e),
-                })?;
-                let resp = self.raw(req).await?;
-                if !resp.status().is_success() {
-                    return Err(Error::Unauthorized {
-                        registry: registry.to_string(),
-                        reason: format!("token server {realm} answered {}", resp.status()),
-                    });
-                }
-                let body = read_limited(resp, 1 << 20, &url).await?;
-                #[derive(serde::Deserialize)]
-                struct Token {
-                    token: Option<String>,
-                    access_token: Option<String>,
-                }
-                let t: Token = serde_json::from_slice(&body)
-                    .map_err(|e| Error::Protocol(format!("token response: {e}")))?;
-                let tok = t
-                    .token
-                    .or(t.access_token)
-                    .ok_or_else(|| Error::Protocol("token response without token".into()))?;
+                let tok = match tok {
+                    Some(t) => t,
+                    None => {
+                        self.basic_token(registry, realm, service.as_deref(), &scopes, creds)
+                            .await?
+                    }
+                };
                 format!("Bearer {tok}")
             }
         };
@@ -291,6 +322,93 @@ impl RegistryClient {
         };
         t.insert((registry.to_string(), key_scope.to_string()), value.clone());
         Ok(value)
+    }
+
+    /// A token by GET on the realm, with Basic credentials when there are some.
+    async fn basic_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[&str],
+        creds: Option<&Credentials>,
+    ) -> Result<String> {
+        let mut params = Vec::new();
+        if let Some(s) = service {
+            params.push(format!("service={}", query_escape(s)));
+        }
+        for s in scopes {
+            params.push(format!("scope={}", query_escape(s)));
+        }
+        let mut url = realm.to_string();
+        if !params.is_empty() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&params.join("&"));
+        }
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::Protocol(format!("token realm {realm}: {e}")))?;
+        let mut b = Request::get(uri);
+        if let Some(c) = creds {
+            b = b.header(AUTHORIZATION, c.basic_header());
+        }
+        let req = b.body(empty()).map_err(|e| Error::Http {
+            url: url.clone(),
+            reason: crate::error::chain(&e),
+        })?;
+        let resp = self.raw(req).await?;
+        if !resp.status().is_success() {
+            return Err(Error::Unauthorized {
+                registry: registry.to_string(),
+                reason: format!("token server {realm} answered {}", resp.status()),
+            });
+        }
+        token_of(resp, &url).await
+    }
+
+    /// A token for an identity (refresh) token, by an OAuth2 POST on the realm. `None` when
+    /// the token server has no OAuth2 endpoint (404/405): the caller falls back to GET.
+    async fn oauth_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[&str],
+        refresh: &str,
+    ) -> Result<Option<String>> {
+        let mut form = vec![
+            "grant_type=refresh_token".to_string(),
+            format!("refresh_token={}", query_escape(refresh)),
+            "client_id=berth".to_string(),
+        ];
+        if let Some(s) = service {
+            form.push(format!("service={}", query_escape(s)));
+        }
+        if !scopes.is_empty() {
+            form.push(format!("scope={}", query_escape(&scopes.join(" "))));
+        }
+        let req = Request::post(realm)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(full(Bytes::from(form.join("&"))))
+            .map_err(|e| Error::Http {
+                url: realm.to_string(),
+                reason: crate::error::chain(&e),
+            })?;
+        let resp = self.raw(req).await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
+            s if !s.is_success() => {
+                return Err(Error::Unauthorized {
+                    registry: registry.to_string(),
+                    reason: format!("token server {realm} refused the identity token: {s}"),
+                })
+            }
+            _ => {}
+        }
+        token_of(resp, realm).await.map(Some)
     }
 
     /// GET that follows redirects (blob storage), dropping credentials when the host changes.
@@ -338,6 +456,88 @@ impl RegistryClient {
         }
         Err(Error::Protocol("too many redirects".into()))
     }
+}
+
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn http_client(tls: rustls::ClientConfig) -> HttpClient {
+    let mut conn = HttpConnector::new();
+    conn.set_nodelay(true);
+    conn.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(conn);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(16)
+        .build(https)
+}
+
+/// Accepts any certificate (insecure registries), still checking that the server holds the
+/// key of the certificate it shows.
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The token of a token server's JSON answer (`token`, or OAuth2's `access_token`).
+async fn token_of(resp: Response<Incoming>, url: &str) -> Result<String> {
+    let body = read_limited(resp, 1 << 20, url).await?;
+    #[derive(serde::Deserialize)]
+    struct Token {
+        token: Option<String>,
+        access_token: Option<String>,
+    }
+    let t: Token = serde_json::from_slice(&body)
+        .map_err(|e| Error::Protocol(format!("token response: {e}")))?;
+    t.token
+        .filter(|t| !t.is_empty())
+        .or(t.access_token)
+        .ok_or_else(|| Error::Protocol("token response without token".into()))
 }
 
 pub(crate) async fn read_limited(

@@ -29,6 +29,8 @@ pub enum Error {
         attempts: u32,
         reason: String,
     },
+    #[error(transparent)]
+    Credentials(#[from] crate::credentials::CredentialsError),
     #[error("background task failed: {0}")]
     Task(String),
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod credentials;
 pub mod error;
 pub mod progress;
 mod pull;
@@ -12,5 +13,6 @@ mod push;
 
 pub use auth::Credentials;
 pub use client::{ClientOptions, RegistryClient};
+pub use credentials::{CredentialsError, DockerConfig, StoredAuth};
 pub use error::{Error, Result};
 pub use progress::Progress;

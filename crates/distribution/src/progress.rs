@@ -44,6 +44,10 @@ pub enum Progress {
     Pushed {
         id: String,
     },
+    /// A foreign / non-distributable layer, left out of the push as Docker does.
+    SkippedForeign {
+        id: String,
+    },
     Done {
         digest: String,
     },

@@ -7,14 +7,15 @@ use crate::error::{Error, Result};
 use crate::progress::{short_id, Progress, ProgressFn};
 use berth_image::config::chain_ids;
 use berth_image::manifest::{
-    select_platform, Manifest, ACCEPTED_MEDIA_TYPES, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
+    is_non_distributable, select_platform, Manifest, ACCEPTED_MEDIA_TYPES, MAX_CONFIG_SIZE,
+    MAX_MANIFEST_SIZE,
 };
 use berth_image::store::ImageRecord;
 use berth_image::{Digest, ImageConfig, ImageService, Reference};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use http::header::{ACCEPT, RANGE};
-use http::{Method, StatusCode};
+use http::{Method, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -41,6 +42,35 @@ impl Read for ChannelReader {
     }
 }
 
+/// One layer to download.
+struct LayerJob<'a> {
+    digest: &'a Digest,
+    size: u64,
+    chain_id: &'a Digest,
+    diff_id: &'a Digest,
+    /// Where a foreign / non-distributable layer is, should the registry not have it.
+    urls: &'a [String],
+}
+
+/// Where a layer's bytes come from.
+enum Source {
+    Registry(String),
+    /// A foreign layer's URLs (http or https), tried in turn; never sent registry credentials.
+    Foreign(Vec<String>),
+}
+
+/// The URLs of a foreign layer this client fetches from: http and https ones only (a `file:`
+/// URL in a manifest must not read the puller's files).
+fn fetchable_urls(urls: &[String]) -> Vec<String> {
+    urls.iter()
+        .filter(|u| {
+            u.parse::<Uri>()
+                .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")))
+        })
+        .cloned()
+        .collect()
+}
+
 fn scope_pull(path: &str) -> String {
     format!("repository:{path}:pull")
 }
@@ -61,7 +91,7 @@ impl RegistryClient {
         r: &Reference,
         reference: &str,
     ) -> Result<(Bytes, Digest, String)> {
-        let base = self.endpoint(r.domain())?;
+        let base = self.endpoint(r.domain()).await?;
         let scope = scope_pull(r.path());
         let url = format!("{base}/v2/{}/manifests/{reference}", r.path());
         let resp = self
@@ -111,7 +141,7 @@ impl RegistryClient {
 
     /// Fetches a small blob (a config) into memory, verified.
     async fn fetch_small_blob(&self, r: &Reference, digest: &Digest) -> Result<Bytes> {
-        let base = self.endpoint(r.domain())?;
+        let base = self.endpoint(r.domain()).await?;
         let scope = scope_pull(r.path());
         let resp = self
             .get_following(
@@ -208,31 +238,47 @@ impl RegistryClient {
             .iter()
             .enumerate()
             .map(|(i, l)| -> Result<_> {
+                // Only these layers may come from elsewhere than the registry.
+                let urls = if is_non_distributable(l.media_type().as_ref()) {
+                    l.urls().clone().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 Ok((
                     Digest::from_oci(l.digest())?,
                     l.size(),
                     chain[i].clone(),
                     diff_ids[i].clone(),
+                    urls,
                 ))
             })
             .collect::<Result<_>>()?;
         for (d, ..) in &jobs {
             progress(Progress::Waiting { id: short_id(d) });
         }
-        stream::iter(jobs.into_iter().map(|(digest, size, chain_id, diff_id)| {
-            let svc = svc.clone();
-            async move {
-                // A stored blob is enough: register() extracts it if its snapshot is missing.
-                if svc.content.exists(&digest) {
-                    progress(Progress::AlreadyExists {
-                        id: short_id(&digest),
-                    });
-                    return Ok(());
-                }
-                self.download_layer(svc, r, &digest, size, &chain_id, &diff_id, progress)
-                    .await
-            }
-        }))
+        stream::iter(
+            jobs.into_iter()
+                .map(|(digest, size, chain_id, diff_id, urls)| {
+                    let svc = svc.clone();
+                    async move {
+                        // A stored blob is enough: register() extracts it if its snapshot is missing.
+                        if svc.content.exists(&digest) {
+                            progress(Progress::AlreadyExists {
+                                id: short_id(&digest),
+                            });
+                            return Ok(());
+                        }
+                        let layer = LayerJob {
+                            digest: &digest,
+                            size,
+                            chain_id: &chain_id,
+                            diff_id: &diff_id,
+                            urls: &urls,
+                        };
+                        self.download_layer(svc, r, layer, progress).await
+                    }
+                }),
+        )
         .buffer_unordered(self.opts.max_concurrent_downloads.max(1))
         .try_collect::<Vec<()>>()
         .await?;
@@ -266,17 +312,99 @@ impl RegistryClient {
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// GET of a foreign layer's URL, following redirects (http and https only), with no
+    /// credentials: the URL is not the registry's.
+    async fn get_foreign(
+        &self,
+        url: &str,
+        range: Vec<(http::HeaderName, String)>,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
+        let mut url = url.to_string();
+        for _ in 0..5 {
+            let uri: Uri = url
+                .parse()
+                .map_err(|e| Error::Protocol(format!("foreign layer URL {url}: {e}")))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) {
+                return Err(Error::Protocol(format!(
+                    "foreign layer URL {url}: only http and https are fetched"
+                )));
+            }
+            let mut b = Request::get(uri.clone());
+            for (k, v) in &range {
+                b = b.header(k, v);
+            }
+            let req = b.body(crate::client::empty()).map_err(|e| Error::Http {
+                url: url.clone(),
+                reason: crate::error::chain(&e),
+            })?;
+            let resp = self.raw(req).await?;
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let loc = header_str(&resp, "location")
+                .ok_or_else(|| Error::Protocol("redirect without Location".into()))?;
+            url = match loc.parse::<Uri>() {
+                Ok(u) if u.scheme().is_some() => loc,
+                _ => format!(
+                    "{}://{}{}",
+                    uri.scheme_str().unwrap_or("http"),
+                    uri.authority().map_or("", |a| a.as_str()),
+                    loc
+                ),
+            };
+        }
+        Err(Error::Protocol("too many redirects".into()))
+    }
+
+    /// Whether the registry has a blob (HEAD).
+    async fn registry_has_blob(&self, r: &Reference, digest: &Digest) -> Result<bool> {
+        let base = self.endpoint(r.domain()).await?;
+        let scope = scope_pull(r.path());
+        let resp = self
+            .send(Call {
+                registry: r.domain(),
+                scope: &scope,
+                method: Method::HEAD,
+                url: format!("{base}/v2/{}/blobs/{digest}", r.path()),
+                headers: vec![],
+                body: None,
+            })
+            .await?;
+        Ok(resp.status().is_success())
+    }
+
+    /// The registry, or for a foreign layer it lacks, the layer's own http(s) URLs.
+    async fn layer_source(&self, r: &Reference, layer: &LayerJob<'_>) -> Result<Source> {
+        let base = self.endpoint(r.domain()).await?;
+        let registry = Source::Registry(format!("{base}/v2/{}/blobs/{}", r.path(), layer.digest));
+        if layer.urls.is_empty() || self.registry_has_blob(r, layer.digest).await? {
+            return Ok(registry);
+        }
+        let urls = fetchable_urls(layer.urls);
+        if urls.is_empty() {
+            return Err(Error::Protocol(format!(
+                "foreign layer {} is not in the registry and has no http(s) URL (urls: {:?})",
+                layer.digest, layer.urls
+            )));
+        }
+        Ok(Source::Foreign(urls))
+    }
+
     async fn download_layer(
         &self,
         svc: Arc<ImageService>,
         r: &Reference,
-        digest: &Digest,
-        size: u64,
-        chain_id: &Digest,
-        diff_id: &Digest,
+        layer: LayerJob<'_>,
         progress: ProgressFn<'_>,
     ) -> Result<()> {
+        let LayerJob {
+            digest,
+            size,
+            chain_id,
+            diff_id,
+            ..
+        } = layer;
+        let source = self.layer_source(r, &layer).await?;
         let id = short_id(digest);
         // Two consumers of every chunk, on two threads: the extractor (gunzip, diffID, files)
         // and the blob writer (digest, content store), so they use two cores.
@@ -309,12 +437,12 @@ impl RegistryClient {
                 Ok(())
             })
         };
-        let base = self.endpoint(r.domain())?;
         let scope = scope_pull(r.path());
-        let url = format!("{base}/v2/{}/blobs/{digest}", r.path());
+        let mut foreign_at = 0;
         let mut received: u64 = 0;
         let mut attempt = 0;
         let mut last_report = 0u64;
+        let mut fatal: Option<Error> = None;
         let fed = 'attempts: loop {
             attempt += 1;
             let range = if received > 0 {
@@ -322,23 +450,45 @@ impl RegistryClient {
             } else {
                 vec![]
             };
-            let failure: String = match self
-                .get_following(
-                    Call {
-                        registry: r.domain(),
-                        scope: &scope,
-                        method: Method::GET,
-                        url: url.clone(),
-                        headers: vec![],
-                        body: None,
-                    },
-                    range,
-                )
-                .await
-            {
+            let opened = match &source {
+                Source::Registry(url) => {
+                    self.get_following(
+                        Call {
+                            registry: r.domain(),
+                            scope: &scope,
+                            method: Method::GET,
+                            url: url.clone(),
+                            headers: vec![],
+                            body: None,
+                        },
+                        range,
+                    )
+                    .await
+                }
+                Source::Foreign(urls) => self.get_foreign(&urls[foreign_at], range).await,
+            };
+            let failure: String = match opened {
                 Err(e) => e.to_string(),
+                Ok(resp) if !resp.status().is_success() => {
+                    let err = match check(resp, r.domain(), &format!("GET blob {digest}")).await {
+                        Err(e) => e,
+                        Ok(_) => Error::Protocol("unexpected status".into()),
+                    };
+                    match &source {
+                        // The next URL may have it; a partly fed layer cannot switch source.
+                        Source::Foreign(urls) if foreign_at + 1 < urls.len() && received == 0 => {
+                            tracing::info!(layer = %digest, url = %urls[foreign_at], error = %err, "foreign layer URL failed, trying the next");
+                            foreign_at += 1;
+                            attempt -= 1;
+                            continue;
+                        }
+                        _ => {
+                            fatal = Some(err);
+                            break 'attempts false;
+                        }
+                    }
+                }
                 Ok(resp) => {
-                    let resp = check(resp, r.domain(), &format!("GET blob {digest}")).await?;
                     // A server that ignores Range sends everything again: skip what we have.
                     let mut skip = if received > 0 && resp.status() != StatusCode::PARTIAL_CONTENT {
                         received
@@ -365,6 +515,13 @@ impl RegistryClient {
                                 }
                                 if data.is_empty() {
                                     continue;
+                                }
+                                if received + data.len() as u64 > size {
+                                    // Never store more than the manifest promised.
+                                    fatal = Some(Error::Protocol(format!(
+                                        "blob {digest} is larger than the {size} bytes the manifest lists"
+                                    )));
+                                    break 'attempts false;
                                 }
                                 received += data.len() as u64;
                                 let to_blob = tx_blob.send(Ok(data.clone())).await;
@@ -393,20 +550,12 @@ impl RegistryClient {
                 }
             };
             if attempt >= self.opts.download_attempts {
-                let _ = tx
-                    .send(Err(io::Error::other(format!("download failed: {failure}"))))
-                    .await;
-                let _ = tx_blob
-                    .send(Err(io::Error::other(format!("download failed: {failure}"))))
-                    .await;
-                drop((tx, tx_blob));
-                let _ = extractor.await;
-                let _ = blob_writer.await;
-                return Err(Error::DownloadFailed {
+                fatal = Some(Error::DownloadFailed {
                     digest: digest.to_string(),
                     attempts: attempt,
                     reason: failure,
                 });
+                break 'attempts false;
             }
             progress(Progress::Retrying {
                 id: id.clone(),
@@ -415,6 +564,16 @@ impl RegistryClient {
             });
             tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
         };
+        if let Some(err) = fatal {
+            // Both consumers see the failure (not a clean end), so neither keeps a partial
+            // snapshot or blob.
+            let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
+            let _ = tx_blob.send(Err(io::Error::other(err.to_string()))).await;
+            drop((tx, tx_blob));
+            let _ = extractor.await;
+            let _ = blob_writer.await;
+            return Err(err);
+        }
         let _ = fed;
         drop((tx, tx_blob));
         let extracted = extractor.await.map_err(|e| Error::Task(e.to_string()))?;
@@ -429,5 +588,26 @@ impl RegistryClient {
         extracted?;
         progress(Progress::PullComplete { id });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_http_and_https_urls_are_fetched() {
+        let urls: Vec<String> = [
+            "file:///etc/passwd",
+            "ftp://h/x",
+            "https://h/a.tgz",
+            "not a url",
+            "http://127.0.0.1:1/b",
+            "/relative",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            super::fetchable_urls(&urls),
+            ["https://h/a.tgz", "http://127.0.0.1:1/b"]
+        );
     }
 }

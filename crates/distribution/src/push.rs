@@ -6,7 +6,7 @@
 use crate::client::{check, empty, header_str, Body, Call, RegistryClient};
 use crate::error::{Error, Result};
 use crate::progress::{short_id, Progress, ProgressFn};
-use berth_image::manifest::{Compression, OCI_CONFIG, OCI_MANIFEST};
+use berth_image::manifest::{is_non_distributable, Compression, OCI_CONFIG, OCI_MANIFEST};
 use berth_image::{Digest, ImageService, Reference};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -17,6 +17,8 @@ use std::io::Read;
 use std::sync::Arc;
 
 enum Source {
+    /// A foreign / non-distributable layer: not uploaded, its descriptor kept as it is.
+    Skip(serde_json::Value),
     Ready(PushBlob),
     /// An uncompressed layer, gzipped while it uploads.
     Gzip(Digest),
@@ -26,6 +28,12 @@ struct PushBlob {
     digest: Digest,
     size: u64,
     media_type: String,
+}
+
+impl PushBlob {
+    fn descriptor(&self) -> serde_json::Value {
+        serde_json::json!({"mediaType": self.media_type, "digest": self.digest.to_string(), "size": self.size})
+    }
 }
 
 fn scope_push(path: &str) -> String {
@@ -94,6 +102,13 @@ impl RegistryClient {
         let mut sources = Vec::new();
         for l in manifest.layers() {
             let d = Digest::from_oci(l.digest())?;
+            if is_non_distributable(l.media_type().as_ref()) {
+                progress(Progress::SkippedForeign { id: short_id(&d) });
+                sources.push(Source::Skip(
+                    serde_json::to_value(l).map_err(|e| Error::Protocol(e.to_string()))?,
+                ));
+                continue;
+            }
             let comp =
                 Compression::from_media_type(l.media_type().as_ref()).unwrap_or(Compression::Gzip);
             if comp != Compression::None {
@@ -132,17 +147,22 @@ impl RegistryClient {
         };
         sources.push(Source::Ready(config));
         // `buffered` keeps the order: the manifest lists layers as the image has them.
-        let mut pushed: Vec<PushBlob> = stream::iter(sources.into_iter().map(|src| {
+        // Descriptors of the layers as the registry now has them.
+        let mut pushed: Vec<serde_json::Value> = stream::iter(sources.into_iter().map(|src| {
             let svc = svc.clone();
             let from = mount_from.clone();
             async move {
                 match src {
+                    Source::Skip(desc) => Ok(desc),
                     Source::Ready(b) => {
                         self.push_blob(&svc, target, &b, from.as_deref(), progress)
                             .await?;
-                        Ok(b)
+                        Ok(b.descriptor())
                     }
-                    Source::Gzip(d) => self.push_gzipping(&svc, target, &d, progress).await,
+                    Source::Gzip(d) => self
+                        .push_gzipping(&svc, target, &d, progress)
+                        .await
+                        .map(|b| b.descriptor()),
                 }
             }
         }))
@@ -151,10 +171,7 @@ impl RegistryClient {
         .await?;
         pushed.pop(); // the config
         let (manifest_bytes, manifest_type) = if changed {
-            let layer_json: Vec<_> = pushed
-                .iter()
-                .map(|b| serde_json::json!({"mediaType": b.media_type, "digest": b.digest.to_string(), "size": b.size}))
-                .collect();
+            let layer_json = pushed;
             let m = serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
@@ -173,7 +190,7 @@ impl RegistryClient {
         };
 
         let digest = Digest::sha256_of(&manifest_bytes);
-        let base = self.endpoint(target.domain())?;
+        let base = self.endpoint(target.domain()).await?;
         let tag = target.tag().unwrap_or("latest");
         let scope = scope_push(target.path());
         let resp = self
@@ -220,7 +237,7 @@ impl RegistryClient {
         progress: ProgressFn<'_>,
     ) -> Result<()> {
         let id = short_id(&b.digest);
-        let base = self.endpoint(target.domain())?;
+        let base = self.endpoint(target.domain()).await?;
         let path = target.path();
         let registry = target.domain();
         let scope = match mount_from {
@@ -347,7 +364,7 @@ impl RegistryClient {
     ) -> Result<PushBlob> {
         let id = short_id(src);
         progress(Progress::Preparing { id: id.clone() });
-        let base = self.endpoint(target.domain())?;
+        let base = self.endpoint(target.domain()).await?;
         let (path, registry) = (target.path(), target.domain());
         let scope = scope_push(path);
         let resp = self

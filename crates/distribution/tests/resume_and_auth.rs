@@ -5,14 +5,7 @@ mod common;
 
 use berth_distribution::{ClientOptions, Credentials, Error, Progress, RegistryClient};
 use berth_image::{ImageService, Reference};
-use bytes::Bytes;
 use common::*;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,110 +127,6 @@ fn dropped_connections_are_resumed_with_range() {
     assert!(matches!(err, Error::DownloadFailed { .. }), "{err}");
     assert!(svc.snapshots.list_layers().unwrap().is_empty());
     assert!(svc.images.list().is_empty());
-}
-
-type Body = BoxBody<Bytes, hyper::Error>;
-
-fn text(status: StatusCode, s: &str) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(s.to_string()))
-            .map_err(|n| match n {})
-            .boxed(),
-    );
-    *r.status_mut() = status;
-    r
-}
-
-/// A token server on `/token` (Basic alice:secret → a token) and an authenticating proxy for
-/// everything else, forwarding to the registry.
-async fn auth_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let token_requests = Arc::new(AtomicUsize::new(0));
-    let client: Client<_, Incoming> = Client::builder(TokioExecutor::new()).build_http();
-    let (addr2, tr) = (addr.clone(), token_requests.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else { return };
-            let (client, up, me, tr) =
-                (client.clone(), upstream.clone(), addr2.clone(), tr.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (client, up, me, tr) = (client.clone(), up.clone(), me.clone(), tr.clone());
-                    async move {
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_string();
-                        if req.uri().path() == "/token" {
-                            tr.fetch_add(1, Ordering::SeqCst);
-                            // alice:secret
-                            if auth != "Basic YWxpY2U6c2VjcmV0" {
-                                return Ok::<_, hyper::Error>(text(
-                                    StatusCode::UNAUTHORIZED,
-                                    "bad credentials",
-                                ));
-                            }
-                            let q = req.uri().query().unwrap_or_default();
-                            if !q.contains("service=test-registry")
-                                || !q.contains("scope=repository")
-                            {
-                                return Ok(text(
-                                    StatusCode::BAD_REQUEST,
-                                    "missing service or scope",
-                                ));
-                            }
-                            return Ok(text(
-                                StatusCode::OK,
-                                r#"{"token":"tok-123","expires_in":300}"#,
-                            ));
-                        }
-                        if req.uri().path().starts_with("/v2/") && auth != "Bearer tok-123" {
-                            let name = req
-                                .uri()
-                                .path()
-                                .trim_start_matches("/v2/")
-                                .split("/manifests/")
-                                .next()
-                                .unwrap_or("")
-                                .split("/blobs/")
-                                .next()
-                                .unwrap_or("")
-                                .to_string();
-                            let mut r = text(
-                                StatusCode::UNAUTHORIZED,
-                                r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
-                            );
-                            r.headers_mut().insert(
-                                "www-authenticate",
-                                format!(r#"Bearer realm="http://{me}/token",service="test-registry",scope="repository:{name}:pull""#).parse().unwrap(),
-                            );
-                            return Ok(r);
-                        }
-                        let (mut parts, body) = req.into_parts();
-                        let pq = parts
-                            .uri
-                            .path_and_query()
-                            .map(|p| p.as_str().to_string())
-                            .unwrap_or_default();
-                        parts.uri = format!("http://{up}{pq}").parse().unwrap();
-                        parts.headers.remove("authorization");
-                        let resp = client.request(Request::from_parts(parts, body)).await;
-                        Ok(match resp {
-                            Ok(r) => r.map(|b| b.boxed()),
-                            Err(e) => text(StatusCode::BAD_GATEWAY, &e.to_string()),
-                        })
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    (addr, token_requests)
 }
 
 #[test]

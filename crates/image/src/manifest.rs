@@ -19,6 +19,16 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+pub const OCI_LAYER_NONDISTRIBUTABLE_GZIP: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+
+/// Foreign (Docker) and non-distributable (OCI) layers: registries need not hold them, their
+/// descriptors' `urls` say where they are, and pushes leave them out.
+pub fn is_non_distributable(media_type: &str) -> bool {
+    media_type == DOCKER_FOREIGN_LAYER_GZIP
+        || media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+}
+
 const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
@@ -286,6 +296,17 @@ pub fn select_platform<'a>(index: &'a ImageIndex, wanted: &Platform) -> Result<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_distributable_media_types() {
+        assert!(is_non_distributable(DOCKER_FOREIGN_LAYER_GZIP));
+        assert!(is_non_distributable(OCI_LAYER_NONDISTRIBUTABLE_GZIP));
+        assert!(is_non_distributable(
+            "application/vnd.oci.image.layer.nondistributable.v1.tar"
+        ));
+        assert!(!is_non_distributable(DOCKER_LAYER_GZIP));
+        assert!(!is_non_distributable(OCI_LAYER_ZSTD));
+    }
 
     const ZERO: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
     fn dig(c: char) -> String {
