@@ -402,7 +402,7 @@ fn rootless_with_subordinate_ids_uses_newuidmap() {
 }
 
 #[test]
-fn rootless_limits_without_a_cgroup_fail_clearly() {
+fn rootless_limits_and_idmapped_mounts_fail_clearly() {
     require_userns!();
     let u = User::new();
     let (bundle, mut config) = u.bundle(&["true"]);
@@ -423,6 +423,19 @@ fn rootless_limits_without_a_cgroup_fail_clearly() {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "state left: {left:?}");
+
+    // Idmapped mounts need privilege in the initial user namespace.
+    let (bundle, mut config) = u.bundle(&["true"]);
+    let src = u.dir.path().join("vol");
+    std::fs::create_dir(&src).unwrap();
+    u.chown(&src);
+    config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/mnt", "type": "bind", "source": src, "options": ["bind", "idmap"]
+    }));
+    let out = u.run(&bundle, &config, "idmap");
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not supported rootless"), "{err}");
 }
 
 #[test]
