@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # bench/registry.sh - berth-registry beside Debian's docker-registry (2.8), same run, loopback.
 #
-# Usage: bench/registry.sh [-s SMALL_COUNT] [-l LARGE_COUNT] [-c CONCURRENCY] [-m MEM_UPLOADS]
+# Usage: bench/registry.sh [-s SMALL_COUNT] [-l LARGE_COUNT] [-c CONCURRENCY] [-r ROUNDS] [-m MEM_UPLOADS]
 #   -s  number of 1 MiB blobs pushed then pulled        (default 400)
 #   -l  number of 100 MiB blobs pushed then pulled      (default 12)
 #   -c  concurrency of those phases                     (default 16 for 1 MiB, 4 for 100 MiB)
+#   -r  pull rounds, alternating the two registries     (default 5; the median is shown)
 #   -m  concurrent uploads in the memory phase          (default 50, of 20 MiB each)
 # Env: CARGO_TARGET_DIR (default target), DOCKER_REGISTRY (/usr/bin/docker-registry)
 #
 # Builds berth-registry and the load generator (crates/registry/examples/loadgen.rs) in
 # release mode, starts both registries on 127.0.0.1 with fresh roots in a temp dir, and prints
-# blobs/s, MB/s and peak RSS for each, with berth/docker ratios. Everything it starts is stopped
-# on exit.
+# blobs/s, MB/s and peak RSS for each, with berth/docker ratios, and the CPU seconds per GB
+# each server and the (shared) client spent, which shows where a phase's limit is on a
+# loaded machine. Pulls repeat in alternating rounds so both registries see the same
+# background load; the median round is shown. Everything it starts is stopped on exit.
 set -euo pipefail
 
-SMALL=400 LARGE=12 CONC="" MEMN=50
-while getopts "s:l:c:m:h" o; do
+SMALL=400 LARGE=12 CONC="" MEMN=50 ROUNDS=5
+while getopts "s:l:c:r:m:h" o; do
   case $o in
-    s) SMALL=$OPTARG ;; l) LARGE=$OPTARG ;; c) CONC=$OPTARG ;; m) MEMN=$OPTARG ;;
-    *) sed -n '2,15p' "$0"; exit 0 ;;
+    s) SMALL=$OPTARG ;; l) LARGE=$OPTARG ;; c) CONC=$OPTARG ;; r) ROUNDS=$OPTARG ;; m) MEMN=$OPTARG ;;
+    *) sed -n '2,19p' "$0"; exit 0 ;;
   esac
 done
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,25 +69,41 @@ DPID=$!; PIDS+=("$DPID")
 wait_up "127.0.0.1:$BPORT"; wait_up "127.0.0.1:$DPORT"
 
 declare -A RES
-run() { # name port pid size count conc
-  local name=$1 port=$2 pid=$3 size=$4 count=$5 conc=$6 line op
-  while read -r line; do
-    op=$(sed -E 's/.*"op":"([a-z]+)".*/\1/' <<<"$line")
-    RES[$name,$size,$op,bps]=$(sed -E 's/.*"blobs_per_s":([0-9.]+).*/\1/' <<<"$line")
-    RES[$name,$size,$op,mbs]=$(sed -E 's/.*"mb_per_s":([0-9.]+).*/\1/' <<<"$line")
-  done < <("$LOADGEN" "http://127.0.0.1:$port" "bench/s$size" "$size" "$count" "$conc" both)
-  RES[$name,$size,hwm]=$(rss_kb "$pid" VmHWM)
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+field() { sed -E "s/.*\"$1\":([0-9.]+).*/\1/" <<<"$2"; }
+median() { tr ' ' '\n' <<<"$*" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+# One loadgen run; records MB/s, blobs/s and CPU s/GB of server and client under name,size,op.
+one() { # name port pid size count conc op
+  local name=$1 port=$2 pid=$3 size=$4 count=$5 conc=$6 op=$7 line c0 c1 gb
+  c0=$(cpu_ticks "$pid")
+  line=$(LOADGEN_SEED=$SEED "$LOADGEN" "http://127.0.0.1:$port" "bench/s$size" "$size" "$count" "$conc" "$op")
+  c1=$(cpu_ticks "$pid")
+  gb=$(awk -v s="$size" -v n="$count" 'BEGIN{print s*n/1e9}')
+  RES[$name,$size,$op,mbs]+="$(field mb_per_s "$line") "
+  RES[$name,$size,$op,bps]+="$(field blobs_per_s "$line") "
+  RES[$name,$size,$op,scpu]+="$(awk -v t=$((c1-c0)) -v k="$TCK" -v g="$gb" 'BEGIN{printf "%.2f", t/k/g}') "
+  RES[$name,$size,$op,ccpu]+="$(awk -v c="$(field client_cpu_s "$line")" -v g="$gb" 'BEGIN{printf "%.2f", c/g}') "
+}
+phase() { # size count conc
+  local size=$1 count=$2 conc=$3 r
+  SEED=$RANDOM$RANDOM
+  one berth "$BPORT" "$BPID" "$size" "$count" "$conc" push
+  one docker "$DPORT" "$DPID" "$size" "$count" "$conc" push
+  for r in $(seq "$ROUNDS"); do
+    one berth "$BPORT" "$BPID" "$size" "$count" "$conc" pull
+    one docker "$DPORT" "$DPID" "$size" "$count" "$conc" pull
+  done
+  for who in berth docker; do
+    RES[$who,$size,hwm]=$(rss_kb "$([ $who = berth ] && echo "$BPID" || echo "$DPID")" VmHWM)
+  done
 }
 
 MIB=1048576
-echo "phase 1: $SMALL x 1 MiB, concurrency ${CONC:-16}" >&2
-for who in berth docker; do
-  if [ $who = berth ]; then run berth "$BPORT" "$BPID" $MIB "$SMALL" "${CONC:-16}"; else run docker "$DPORT" "$DPID" $MIB "$SMALL" "${CONC:-16}"; fi
-done
-echo "phase 2: $LARGE x 100 MiB, concurrency ${CONC:-4}" >&2
-for who in berth docker; do
-  if [ $who = berth ]; then run berth "$BPORT" "$BPID" $((100*MIB)) "$LARGE" "${CONC:-4}"; else run docker "$DPORT" "$DPID" $((100*MIB)) "$LARGE" "${CONC:-4}"; fi
-done
+echo "phase 1: $SMALL x 1 MiB, concurrency ${CONC:-16}, $ROUNDS pull rounds" >&2
+phase $MIB "$SMALL" "${CONC:-16}"
+echo "phase 2: $LARGE x 100 MiB, concurrency ${CONC:-4}, $ROUNDS pull rounds" >&2
+phase $((100*MIB)) "$LARGE" "${CONC:-4}"
 
 echo "phase 3: $MEMN concurrent uploads of 20 MiB (memory)" >&2
 declare -A MEM
@@ -103,16 +122,20 @@ mem_phase berth "$BPORT" "$BPID"
 mem_phase docker "$DPORT" "$DPID"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }'; }
-printf '\n%-22s %14s %14s %14s %14s %8s\n' "" "berth blobs/s" "berth MB/s" "docker blobs/s" "docker MB/s" "ratio"
+printf '\n%-16s %9s %9s %9s %9s %6s   %s\n' "" "berth" "berth" "docker" "docker" "" "CPU s/GB: berth srv/cli"
+printf '%-16s %9s %9s %9s %9s %6s   %s\n' "" "blobs/s" "MB/s" "blobs/s" "MB/s" "ratio" "docker srv/cli"
 for size in $MIB $((100*MIB)); do
   for op in push pull; do
     label="$op $((size/MIB)) MiB"
-    printf '%-22s %14s %14s %14s %14s %8s\n' "$label" \
-      "${RES[berth,$size,$op,bps]}" "${RES[berth,$size,$op,mbs]}" \
-      "${RES[docker,$size,$op,bps]}" "${RES[docker,$size,$op,mbs]}" \
-      "$(ratio "${RES[berth,$size,$op,mbs]}" "${RES[docker,$size,$op,mbs]}")"
+    m() { median ${RES[$1,$size,$op,$2]}; }
+    printf '%-16s %9s %9s %9s %9s %6s   %s/%s  %s/%s\n' "$label" \
+      "$(m berth bps)" "$(m berth mbs)" "$(m docker bps)" "$(m docker mbs)" \
+      "$(ratio "$(m berth mbs)" "$(m docker mbs)")" \
+      "$(m berth scpu)" "$(m berth ccpu)" "$(m docker scpu)" "$(m docker ccpu)"
   done
 done
+echo "pull rounds MB/s, berth: ${RES[berth,$((100*MIB)),pull,mbs]}; docker: ${RES[docker,$((100*MIB)),pull,mbs]} (100 MiB)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n%-22s %14s %14s\n' "RSS (MiB)" berth docker
 printf '%-22s %14s %14s\n' "peak after 1 MiB" "$((RES[berth,$MIB,hwm]/1024))" "$((RES[docker,$MIB,hwm]/1024))"
 printf '%-22s %14s %14s\n' "peak after 100 MiB" "$((RES[berth,$((100*MIB)),hwm]/1024))" "$((RES[docker,$((100*MIB)),hwm]/1024))"

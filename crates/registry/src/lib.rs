@@ -15,6 +15,7 @@ pub mod names;
 pub mod routes;
 pub mod server;
 pub mod storage;
+pub mod zerocopy;
 
 pub use config::Config;
 pub use server::{start, ServeError, ServerHandle};

@@ -20,6 +20,7 @@ use crate::gc::{self, GcOptions};
 use crate::metrics::Metrics;
 use crate::routes::{router, App};
 use crate::storage::{FsStorage, Storage};
+use crate::zerocopy::ZeroCopyStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -197,29 +198,46 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        // Plain connections get sendfile for blob bodies; TLS needs the bytes in user space.
+        let (conn, files) = match acceptor.clone() {
+            None => {
+                let (io, files) = ZeroCopyStream::new(stream);
+                (Ok(io), Some(files))
+            }
+            Some(acc) => (Err((stream, acc)), None),
+        };
         // Each request learns its peer address for the access log.
         let router = service.clone();
         let svc = TowerToHyperService::new(tower::service_fn(
             move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(files) = &files {
+                    req.extensions_mut().insert(files.clone());
+                }
                 let mut router = router.clone();
                 async move { router.call(req).await }
             },
         ));
-        let acceptor = acceptor.clone();
         conns.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             // Small read buffers keep memory flat with many uploads streaming at once.
             builder.max_buf_size(64 * 1024);
-            let result = match acceptor {
-                Some(acc) => match acc.accept(stream).await {
+            let result = match conn {
+                // Queued (vectored) writes hand body frames to the stream unflattened, which
+                // is how it finds the sendfile stand-ins.
+                Ok(io) => {
+                    builder
+                        .writev(true)
+                        .serve_connection(TokioIo::new(io), svc)
+                        .await
+                }
+                Err((stream, acc)) => match acc.accept(stream).await {
                     Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         return;
                     }
                 },
-                None => builder.serve_connection(TokioIo::new(stream), svc).await,
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with error");

@@ -7,6 +7,7 @@ use axum::response::Response;
 use super::{parse_digest, ApiResult, App, CONTENT_DIGEST};
 use crate::error::{ApiError, ErrorCode};
 use crate::storage::StorageError;
+use crate::zerocopy::FileSender;
 
 /// Outcome of a `Range` header against a blob of `size` bytes.
 #[derive(Debug, PartialEq)]
@@ -73,6 +74,7 @@ pub async fn get(
     digest: &str,
     headers: &HeaderMap,
     head: bool,
+    files: Option<&FileSender>,
 ) -> ApiResult {
     let digest = parse_digest(digest)?;
     let unknown = || {
@@ -113,17 +115,25 @@ pub async fn get(
             format!("bytes {}-{}/{}", start, start + len - 1, size),
         );
     }
-    let body = if head {
-        Body::empty()
-    } else {
-        let stream = match app.storage.read_blob(&digest, start, len).await {
-            Ok(r) => r,
+    if head {
+        return builder.body(Body::empty()).map_err(ApiError::internal);
+    }
+    // Plain connections send local files with sendfile; TLS and object stores stream.
+    let file = match files {
+        Some(_) => app.storage.blob_file(&digest).await,
+        None => Ok(None),
+    };
+    let body = match (file, files) {
+        (Ok(Some(file)), Some(files)) => files.body(file, start, len),
+        (Ok(_), _) => match app.storage.read_blob(&digest, start, len).await {
+            Ok(stream) => Body::from_stream(stream),
             Err(StorageError::BlobUnknown(_)) => return Err(unknown()),
             Err(e) => return Err(e.into()),
-        };
-        app.metrics.add_bytes_sent(len);
-        Body::from_stream(stream)
+        },
+        (Err(StorageError::BlobUnknown(_)), _) => return Err(unknown()),
+        (Err(e), _) => return Err(e.into()),
     };
+    app.metrics.add_bytes_sent(len);
     builder.body(body).map_err(ApiError::internal)
 }
 

@@ -253,7 +253,7 @@ async fn route(app: &Arc<App>, req: Request) -> ApiResult {
         (Route::Manifest(n, r), Method::PUT) => manifests::put(app, &n, &r, req).await,
         (Route::Manifest(n, r), Method::DELETE) => manifests::delete(app, &n, &r).await,
         (Route::Blob(n, d), Method::GET | Method::HEAD) => {
-            blobs::get(app, &n, &d, req.headers(), head).await
+            blobs::get(app, &n, &d, req.headers(), head, req.extensions().get()).await
         }
         (Route::Blob(n, d), Method::DELETE) => blobs::delete(app, &n, &d).await,
         (Route::UploadStart(n), Method::POST) => uploads::start(app, &grant, &n, req).await,

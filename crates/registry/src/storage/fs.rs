@@ -287,6 +287,18 @@ impl FsStorage {
             .join(d.hex())
     }
 
+    async fn open_blob(&self, digest: &Digest) -> Result<std::fs::File> {
+        let path = self.blob_path(digest);
+        blocking(move || std::fs::File::open(path))
+            .await
+            .map_err(|e| match e {
+                StorageError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+                    StorageError::BlobUnknown(digest.clone())
+                }
+                e => e,
+            })
+    }
+
     fn repo_dir(&self, repo: &str) -> Result<PathBuf> {
         // Names are validated at the HTTP edge too; checking again keeps the backend safe for
         // any other caller.
@@ -423,21 +435,14 @@ impl Storage for FsStorage {
         len: u64,
     ) -> BoxFut<'a, ByteStream> {
         Box::pin(async move {
-            let path = self.blob_path(digest);
-            let file = blocking(move || {
-                let mut f = std::fs::File::open(path)?;
-                if offset > 0 {
-                    f.seek(io::SeekFrom::Start(offset))?;
-                }
-                Ok(f)
-            })
-            .await
-            .map_err(|e| match e {
-                StorageError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
-                    StorageError::BlobUnknown(digest.clone())
-                }
-                e => e,
-            })?;
+            let mut file = self.open_blob(digest).await?;
+            if offset > 0 {
+                file = blocking(move || {
+                    file.seek(io::SeekFrom::Start(offset))?;
+                    Ok(file)
+                })
+                .await?;
+            }
             let (tx, rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
             tokio::task::spawn_blocking(move || read_chunks(file, len, tx));
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -446,6 +451,10 @@ impl Storage for FsStorage {
             let stream: ByteStream = Box::pin(stream);
             Ok(stream)
         })
+    }
+
+    fn blob_file<'a>(&'a self, digest: &'a Digest) -> BoxFut<'a, Option<std::fs::File>> {
+        Box::pin(async move { self.open_blob(digest).await.map(Some) })
     }
 
     fn read_blob_bytes<'a>(&'a self, digest: &'a Digest) -> BoxFut<'a, Bytes> {

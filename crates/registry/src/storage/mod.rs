@@ -83,6 +83,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Opens `len` bytes from `offset` of a blob.
     fn read_blob<'a>(&'a self, digest: &'a Digest, offset: u64, len: u64)
         -> BoxFut<'a, ByteStream>;
+    /// The blob as a local file, for backends that keep one, so it can be sent with
+    /// sendfile(2). The default (object stores) has none and callers use [`Storage::read_blob`].
+    fn blob_file<'a>(&'a self, _digest: &'a Digest) -> BoxFut<'a, Option<std::fs::File>> {
+        Box::pin(async { Ok(None) })
+    }
     /// Whole small blob (manifests) into memory.
     fn read_blob_bytes<'a>(&'a self, digest: &'a Digest) -> BoxFut<'a, Bytes>;
     /// Stores bytes the caller has already hashed to `digest` (manifests).
