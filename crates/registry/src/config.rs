@@ -1,4 +1,5 @@
-//! The configuration file (TOML) and its defaults. Command-line flags override it.
+//! The configuration file (TOML, or YAML when named `.yaml`/`.yml`) and its defaults.
+//! Command-line flags override it.
 
 use std::path::{Path, PathBuf};
 
@@ -146,14 +147,32 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text).map_err(|message| ConfigError::Parse {
+        let yaml = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+        let parsed = if yaml {
+            Config::parse_yaml(&text)
+        } else {
+            Config::parse(&text)
+        };
+        parsed.map_err(|message| ConfigError::Parse {
             path: path.to_path_buf(),
             message,
         })
     }
 
+    /// Parses TOML.
     pub fn parse(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Parses YAML with the same keys as the TOML form. An empty document is the defaults.
+    pub fn parse_yaml(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_norway::from_str(text).map_err(|e| e.to_string())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -205,5 +224,55 @@ interval_secs = 60
         assert_eq!(c.limits.max_manifest_bytes, 1024);
         assert_eq!(c.gc.grace_secs, 3600);
         assert!(Config::parse("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn parses_yaml() {
+        let c = Config::parse_yaml(
+            r#"
+listen: 127.0.0.1:0
+root: /tmp/r
+tls:
+  cert: c.pem
+  key: k.pem
+auth:
+  mode: htpasswd
+  htpasswd: /etc/htpasswd
+  access:
+    - repository: "public/*"
+      users: [anonymous, "*"]
+      actions: [pull]
+limits:
+  max_manifest_bytes: 1024
+gc:
+  interval_secs: 60
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0");
+        assert_eq!(c.auth.mode, AuthMode::Htpasswd);
+        assert_eq!(c.auth.access[0].users, ["anonymous", "*"]);
+        assert_eq!(c.tls.map(|t| t.key), Some(PathBuf::from("k.pem")));
+        assert_eq!(c.limits.max_manifest_bytes, 1024);
+        assert_eq!(c.gc.grace_secs, 3600);
+        assert_eq!(Config::parse_yaml("").unwrap().listen, "127.0.0.1:5000");
+        assert!(Config::parse_yaml("bogus: 1").is_err());
+        assert!(Config::parse_yaml("auth:\n  mode: kerberos").is_err());
+    }
+
+    #[test]
+    fn load_picks_the_format_by_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir.path().join("r.yml");
+        std::fs::write(&yml, "root: /srv/y\n").unwrap();
+        assert_eq!(Config::load(&yml).unwrap().root, PathBuf::from("/srv/y"));
+        let toml = dir.path().join("r.toml");
+        std::fs::write(&toml, "root = \"/srv/t\"\n").unwrap();
+        assert_eq!(Config::load(&toml).unwrap().root, PathBuf::from("/srv/t"));
+        // The same YAML under a TOML name is a parse error naming the file.
+        let wrong = dir.path().join("r.conf");
+        std::fs::write(&wrong, "root: /srv/y\n").unwrap();
+        let e = Config::load(&wrong).unwrap_err().to_string();
+        assert!(e.contains("r.conf"), "{e}");
     }
 }

@@ -20,7 +20,7 @@ struct Cli {
     /// Storage root directory (overrides the config file).
     #[arg(long)]
     root: Option<PathBuf>,
-    /// TOML configuration file.
+    /// Configuration file: TOML, or YAML when it ends in .yaml or .yml.
     #[arg(long)]
     config: Option<PathBuf>,
     /// TLS certificate chain (PEM); needs --tls-key.
