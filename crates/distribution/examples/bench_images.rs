@@ -37,6 +37,11 @@ fn random_tar(path: &Path, mib: usize, seed: u64) -> Res<()> {
 }
 
 fn main() -> Res<()> {
+    // RUST_LOG=berth_distribution=debug shows the phases of each push and pull on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let [_, registry, mib, runs, work] = &args[..] else {
         return Err("usage: bench_images REGISTRY MIB RUNS WORKDIR".into());

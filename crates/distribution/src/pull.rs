@@ -223,6 +223,7 @@ impl RegistryClient {
             self.store_bytes(&svc, b.clone(), &config_digest).await?;
             b
         };
+        tracing::debug!(reference = %r, "manifest and config in hand");
         let config = ImageConfig::parse(&config_bytes)?;
         let diff_ids = config.rootfs.diff_ids.clone();
         if diff_ids.len() != manifest.layers().len() {
@@ -283,6 +284,7 @@ impl RegistryClient {
         .try_collect::<Vec<()>>()
         .await?;
 
+        tracing::debug!(reference = %r, "layers in place");
         self.store_bytes(&svc, manifest_bytes, &manifest_digest)
             .await?;
         let tags: Vec<Reference> = if r.digest().is_none() {
@@ -575,9 +577,12 @@ impl RegistryClient {
             return Err(err);
         }
         let _ = fed;
+        tracing::debug!(layer = %digest, bytes = received, "downloaded");
         drop((tx, tx_blob));
         let extracted = extractor.await.map_err(|e| Error::Task(e.to_string()))?;
+        tracing::debug!(layer = %digest, ok = extracted.is_ok(), "extracted");
         let stored = blob_writer.await.map_err(|e| Error::Task(e.to_string()))?;
+        tracing::debug!(layer = %digest, ok = stored.is_ok(), "blob stored");
         if let Err(e) = stored {
             // The snapshot matched its diffID, but the blob is not what the manifest names:
             // keep neither.

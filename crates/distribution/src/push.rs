@@ -20,8 +20,12 @@ enum Source {
     /// A foreign / non-distributable layer: not uploaded, its descriptor kept as it is.
     Skip(serde_json::Value),
     Ready(PushBlob),
-    /// An uncompressed layer, gzipped while it uploads.
-    Gzip(Digest),
+    /// An uncompressed layer, gzipped while it uploads, unless the registry already has the
+    /// gzip an earlier push made of it (`known`).
+    Gzip {
+        src: Digest,
+        known: Option<Digest>,
+    },
 }
 
 struct PushBlob {
@@ -137,7 +141,10 @@ impl RegistryClient {
                     digest: gz,
                     media_type: Compression::Gzip.oci_layer_media_type().into(),
                 })),
-                None => sources.push(Source::Gzip(d)),
+                None => sources.push(Source::Gzip {
+                    known: svc.content.derived_digest(GZIP, &d),
+                    src: d,
+                }),
             }
         }
         let config = PushBlob {
@@ -159,10 +166,19 @@ impl RegistryClient {
                             .await?;
                         Ok(b.descriptor())
                     }
-                    Source::Gzip(d) => self
-                        .push_gzipping(&svc, target, &d, progress)
-                        .await
-                        .map(|b| b.descriptor()),
+                    Source::Gzip { src, known } => {
+                        if let Some(gz) = known {
+                            if let Some(b) = self
+                                .find_in_registry(target, gz, from.as_deref(), progress)
+                                .await?
+                            {
+                                return Ok(b.descriptor());
+                            }
+                        }
+                        self.push_gzipping(&svc, target, &src, progress)
+                            .await
+                            .map(|b| b.descriptor())
+                    }
                 }
             }
         }))
@@ -170,6 +186,7 @@ impl RegistryClient {
         .try_collect()
         .await?;
         pushed.pop(); // the config
+        tracing::debug!(target = %target, "blobs pushed");
         let (manifest_bytes, manifest_type) = if changed {
             let layer_json = pushed;
             let m = serde_json::json!({
@@ -204,6 +221,7 @@ impl RegistryClient {
             })
             .await?;
         let resp = check(resp, target.domain(), "PUT manifest").await?;
+        tracing::debug!(target = %target, "manifest put");
         if let Some(d) =
             header_str(&resp, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
         {
@@ -226,6 +244,68 @@ impl RegistryClient {
             digest: digest.to_string(),
         });
         Ok(digest)
+    }
+
+    /// A gzipped layer this store does not hold but an earlier push made: present in the
+    /// target repository (HEAD), or mounted from `mount_from`. `None`: it must be uploaded.
+    async fn find_in_registry(
+        &self,
+        target: &Reference,
+        digest: Digest,
+        mount_from: Option<&str>,
+        progress: ProgressFn<'_>,
+    ) -> Result<Option<PushBlob>> {
+        let id = short_id(&digest);
+        let base = self.endpoint(target.domain()).await?;
+        let (path, registry) = (target.path(), target.domain());
+        let scope = match mount_from {
+            Some(f) => format!("{} repository:{f}:pull", scope_push(path)),
+            None => scope_push(path),
+        };
+        let head = |url: String| Call {
+            registry,
+            scope: &scope,
+            method: Method::HEAD,
+            url,
+            headers: vec![],
+            body: None,
+        };
+        let blob_url = format!("{base}/v2/{path}/blobs/{digest}");
+        let size_of = |resp: &http::Response<hyper::body::Incoming>| {
+            header_str(resp, "content-length").and_then(|l| l.parse::<u64>().ok())
+        };
+        let resp = self.send(head(blob_url.clone())).await?;
+        if resp.status() == StatusCode::OK {
+            if let Some(size) = size_of(&resp) {
+                progress(Progress::AlreadyExists { id });
+                return Ok(Some(gzip_blob(digest, size)));
+            }
+        }
+        let Some(from) = mount_from else {
+            return Ok(None);
+        };
+        let resp = self
+            .send(Call {
+                method: Method::POST,
+                url: format!("{base}/v2/{path}/blobs/uploads/?mount={digest}&from={from}"),
+                ..head(String::new())
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            // The registry opened an upload session instead; it expires unused.
+            return Ok(None);
+        }
+        let resp = self.send(head(blob_url)).await?;
+        match size_of(&resp).filter(|_| resp.status() == StatusCode::OK) {
+            Some(size) => {
+                progress(Progress::Mounted {
+                    id,
+                    from: from.to_string(),
+                });
+                Ok(Some(gzip_blob(digest, size)))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn push_blob(
@@ -379,47 +459,48 @@ impl RegistryClient {
             .await?;
         let resp = check(resp, registry, "start blob upload").await?;
         let location = self.absolute(&base, &resp)?;
+        tracing::debug!(layer = %src, "upload session open, compressing into it");
 
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<http_body::Frame<Bytes>>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<http_body::Frame<Bytes>>>(8);
         let compressor = {
             let (svc, src) = (svc.clone(), src.clone());
+            // Not stored here: only its digest is remembered after the upload (as Docker does),
+            // so the push does not also write and fsync a second copy of the layer.
             tokio::task::spawn_blocking(move || -> berth_image::Result<(Digest, u64)> {
                 use berth_image::layer::compress::{available_threads, gzip_parallel};
-                struct Fanout<'a> {
-                    store: &'a mut berth_image::store::BlobWriter,
+                struct Upload {
+                    hash: berth_image::digest::Hasher,
                     tx: tokio::sync::mpsc::Sender<std::io::Result<http_body::Frame<Bytes>>>,
                 }
-                impl std::io::Write for Fanout<'_> {
+                impl std::io::Write for Upload {
                     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                        self.store.write_all(buf)?;
+                        self.hash.update(buf);
                         self.tx
                             .blocking_send(Ok(http_body::Frame::data(Bytes::copy_from_slice(buf))))
                             .map_err(|_| std::io::Error::other("upload stopped"))?;
                         Ok(buf.len())
                     }
                     fn flush(&mut self) -> std::io::Result<()> {
-                        self.store.flush()
+                        Ok(())
                     }
                 }
                 let input =
                     std::io::BufReader::with_capacity(1 << 20, svc.content.open_blob(&src)?);
-                let mut store = svc.content.writer(berth_image::Algorithm::Sha256)?;
-                gzip_parallel(
-                    input,
-                    Fanout {
-                        store: &mut store,
-                        tx,
-                    },
-                    6,
-                    available_threads(),
-                )
-                .map_err(|e| berth_image::Error::Io {
-                    context: format!("gzip layer {src}"),
-                    source: e,
-                })?;
-                let (d, size) = store.commit(None, None)?;
-                svc.content.set_derived(GZIP, &src, &d)?;
-                Ok((d, size))
+                let mut out = Upload {
+                    hash: berth_image::Algorithm::Sha256.hasher(),
+                    tx,
+                };
+                let (_, size) =
+                    gzip_parallel(input, &mut out, 6, available_threads()).map_err(|e| {
+                        berth_image::Error::Io {
+                            context: format!("gzip layer {src}"),
+                            source: e,
+                        }
+                    })?;
+                let Upload { hash, tx } = out;
+                drop(tx);
+                tracing::debug!(layer = %src, size, "compressed");
+                Ok((hash.finish(), size))
             })
         };
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -442,6 +523,7 @@ impl RegistryClient {
             Ok(resp) => check(resp, registry, "PATCH blob (streamed)").await,
             Err(e) => Err(e),
         };
+        tracing::debug!(layer = %src, ok = patched.is_ok(), "PATCH answered");
         let compressed = compressor.await.map_err(|e| Error::Task(e.to_string()))?;
         let resp = patched?;
         let (digest, size) = compressed?;
@@ -464,6 +546,11 @@ impl RegistryClient {
             "PUT blob (finish streamed upload)",
         )
         .await?;
+        tracing::debug!(layer = %src, "upload finished");
+        let (svc2, src2, d2) = (svc.clone(), src.clone(), digest.clone());
+        tokio::task::spawn_blocking(move || svc2.content.set_derived(GZIP, &src2, &d2))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
         progress(Progress::Pushed { id });
         Ok(PushBlob {
             digest,
@@ -489,6 +576,14 @@ impl RegistryClient {
 }
 
 const GZIP: &str = "gzip";
+
+fn gzip_blob(digest: Digest, size: u64) -> PushBlob {
+    PushBlob {
+        digest,
+        size,
+        media_type: Compression::Gzip.oci_layer_media_type().into(),
+    }
+}
 
 /// Gzips a layer into the content store (see `berth_image::layer::compress`).
 fn gzip_to_store(svc: &ImageService, src: &Digest) -> berth_image::Result<Digest> {

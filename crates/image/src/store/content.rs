@@ -143,7 +143,15 @@ impl ContentStore {
         )
     }
 
+    /// The derived blob of `source`, if it is recorded and stored here.
     pub fn derived(&self, kind: &str, source: &Digest) -> Option<Digest> {
+        self.derived_digest(kind, source).filter(|d| self.exists(d))
+    }
+
+    /// The recorded digest of `source`'s derived form, stored here or not: a push that
+    /// compressed a layer on the fly remembers only the digest (as Docker's push metadata
+    /// does), to find the blob in a registry later.
+    pub fn derived_digest(&self, kind: &str, source: &Digest) -> Option<Digest> {
         let dir = self.derived_dir(kind).ok()?;
         let s = fs::read_to_string(dir.join(format!(
             "{}-{}",
@@ -151,8 +159,7 @@ impl ContentStore {
             source.hex()
         )))
         .ok()?;
-        let d: Digest = s.trim().parse().ok()?;
-        self.exists(&d).then_some(d)
+        s.trim().parse().ok()
     }
 
     fn derived_dir(&self, kind: &str) -> Result<PathBuf> {
