@@ -51,33 +51,21 @@ async fn blob_get_head_range_delete() {
     assert_eq!(g.body.as_ref(), &data[..]);
 
     let r = reg
-        .req(
-            Method::GET,
+        .get_with(
             &format!("/v2/lib/a/blobs/{d}"),
             &[("range", "bytes=100-199")],
-            Bytes::new(),
         )
         .await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.header("content-range"), Some("bytes 100-199/10000"));
     assert_eq!(r.body.as_ref(), &data[100..200]);
     let r = reg
-        .req(
-            Method::GET,
-            &format!("/v2/lib/a/blobs/{d}"),
-            &[("range", "bytes=-10")],
-            Bytes::new(),
-        )
+        .get_with(&format!("/v2/lib/a/blobs/{d}"), &[("range", "bytes=-10")])
         .await;
     assert_eq!(r.body.as_ref(), &data[9990..]);
     for bad in ["bytes=10000-", "bytes=50-10", "bytes=abc"] {
         let r = reg
-            .req(
-                Method::GET,
-                &format!("/v2/lib/a/blobs/{d}"),
-                &[("range", bad)],
-                Bytes::new(),
-            )
+            .get_with(&format!("/v2/lib/a/blobs/{d}"), &[("range", bad)])
             .await;
         assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE, "{bad}");
         assert_eq!(r.header("content-range"), Some("bytes */10000"));
@@ -94,11 +82,9 @@ async fn blob_get_head_range_delete() {
         &large[..]
     );
     let r = reg
-        .req(
-            Method::GET,
+        .get_with(
             &format!("/v2/lib/a/blobs/{ld}"),
             &[("range", "bytes=200000-1099999")],
-            Bytes::new(),
         )
         .await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);

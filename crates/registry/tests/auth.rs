@@ -59,22 +59,10 @@ async fn htpasswd_basic_and_permissions() {
         .starts_with("Basic realm="));
     let alice = basic("alice", "alice-pw");
     let bob = basic("bob", "bob-pw");
-    let r = reg
-        .req(
-            Method::GET,
-            "/v2/",
-            &[("authorization", &alice)],
-            Bytes::new(),
-        )
-        .await;
+    let r = reg.get_with("/v2/", &[("authorization", &alice)]).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = reg
-        .req(
-            Method::GET,
-            "/v2/",
-            &[("authorization", &basic("alice", "wrong"))],
-            Bytes::new(),
-        )
+        .get_with("/v2/", &[("authorization", &basic("alice", "wrong"))])
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
@@ -107,9 +95,7 @@ async fn htpasswd_basic_and_permissions() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let blob = format!("/v2/team/app/blobs/{d}");
     assert_eq!(
-        reg.req(Method::GET, &blob, &[("authorization", &bob)], Bytes::new())
-            .await
-            .status,
+        reg.get_with(&blob, &[("authorization", &bob)]).await.status,
         StatusCode::OK
     );
     assert_eq!(reg.get(&blob).await.status, StatusCode::UNAUTHORIZED);
@@ -164,12 +150,7 @@ async fn htpasswd_basic_and_permissions() {
         StatusCode::UNAUTHORIZED
     );
     let r = reg
-        .req(
-            Method::GET,
-            "/v2/_catalog",
-            &[("authorization", &bob)],
-            Bytes::new(),
-        )
+        .get_with("/v2/_catalog", &[("authorization", &bob)])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     reg.stop().await;
@@ -210,12 +191,7 @@ async fn bearer_token_flow() {
     assert_eq!(st, StatusCode::OK);
     let bearer = |t: &str| format!("Bearer {t}");
     let r = reg
-        .req(
-            Method::GET,
-            "/v2/",
-            &[("authorization", &bearer(&login))],
-            Bytes::new(),
-        )
+        .get_with("/v2/", &[("authorization", &bearer(&login))])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let (st, _) = token(&reg, Some(&basic("alice", "nope")), "").await;
@@ -263,11 +239,9 @@ async fn bearer_token_flow() {
     // bob asks for push and gets only pull.
     let bob = basic("bob", "bob-pw");
     let r = reg
-        .req(
-            Method::GET,
+        .get_with(
             "/token?service=berth-registry&scope=repository:team/app:pull,push",
             &[("authorization", &bob)],
-            Bytes::new(),
         )
         .await;
     let tok = r.json()["token"].as_str().unwrap().to_string();
@@ -294,11 +268,9 @@ async fn bearer_token_flow() {
     let (st, anon) = token(&reg, None, "repository:public/x:pull").await;
     assert_eq!(st, StatusCode::OK);
     let r = reg
-        .req(
-            Method::GET,
+        .get_with(
             "/v2/public/x/tags/list",
             &[("authorization", &bearer(&anon))],
-            Bytes::new(),
         )
         .await;
     assert_eq!(
@@ -321,42 +293,25 @@ async fn bearer_token_flow() {
     let mut forged = t.clone();
     forged.replace_range(forged.len() - 4.., "AAAA");
     let r = reg
-        .req(
-            Method::GET,
-            "/v2/",
-            &[("authorization", &bearer(&forged))],
-            Bytes::new(),
-        )
+        .get_with("/v2/", &[("authorization", &bearer(&forged))])
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = reg
-        .req(
-            Method::GET,
+        .get_with(
             "/token?service=elsewhere&scope=repository:team/app:pull",
             &[("authorization", &alice)],
-            Bytes::new(),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // Catalog needs the registry:catalog:* scope.
     let r = reg
-        .req(
-            Method::GET,
-            "/v2/_catalog",
-            &[("authorization", &bearer(&t))],
-            Bytes::new(),
-        )
+        .get_with("/v2/_catalog", &[("authorization", &bearer(&t))])
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let (_, ct) = token(&reg, Some(&alice), "registry:catalog:*").await;
     let r = reg
-        .req(
-            Method::GET,
-            "/v2/_catalog",
-            &[("authorization", &bearer(&ct))],
-            Bytes::new(),
-        )
+        .get_with("/v2/_catalog", &[("authorization", &bearer(&ct))])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     reg.stop().await;
@@ -364,12 +319,7 @@ async fn bearer_token_flow() {
     // Tokens survive a restart: the key is kept under the root.
     let reg = Registry::start(auth_config(dir.path(), AuthMode::Token)).await;
     let r = reg
-        .req(
-            Method::GET,
-            "/v2/",
-            &[("authorization", &bearer(&login))],
-            Bytes::new(),
-        )
+        .get_with("/v2/", &[("authorization", &bearer(&login))])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     reg.stop().await;

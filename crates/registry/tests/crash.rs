@@ -295,14 +295,7 @@ async fn binary_reads_config_file() {
         "Basic {}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:pw")
     );
-    let r = reg
-        .req(
-            Method::GET,
-            "/v2/",
-            &[("authorization", &auth)],
-            Bytes::new(),
-        )
-        .await;
+    let r = reg.get_with("/v2/", &[("authorization", &auth)]).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = reg
         .req(

@@ -55,16 +55,7 @@ async fn docker_login_push_pull() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("docker-config");
     std::fs::create_dir(&cfg).unwrap();
-    let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(
-        &htpasswd,
-        berth_registry::auth::htpasswd::make_entry("alice", "alice-pw", 4).unwrap(),
-    )
-    .unwrap();
-    let mut c = config(&dir.path().join("root"));
-    c.auth.mode = berth_registry::config::AuthMode::Token;
-    c.auth.htpasswd = Some(htpasswd);
-    let reg = Registry::start(c).await;
+    let reg = Registry::start(token_auth_config(dir.path())).await;
     let addr = reg.base.trim_start_matches("http://").to_string();
 
     let images = docker(&host, &cfg, &["images", "-q", "busybox:latest"], None);

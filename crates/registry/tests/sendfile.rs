@@ -4,9 +4,8 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bigger than two of the server's 4 MiB sendfile frames, with an odd tail.
@@ -39,14 +38,10 @@ async fn large_blob_whole_and_ranges() {
     }
     let across = (4 << 20) - 1000..(8 << 20) + 1000;
     let range = format!("bytes={}-{}", across.start, across.end - 1);
-    let r = reg
-        .req(Method::GET, &path, &[("range", &range)], Bytes::new())
-        .await;
+    let r = reg.get_with(&path, &[("range", &range)]).await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.body.as_ref(), &data[across]);
-    let r = reg
-        .req(Method::GET, &path, &[("range", "bytes=-7")], Bytes::new())
-        .await;
+    let r = reg.get_with(&path, &[("range", "bytes=-7")]).await;
     assert_eq!(r.body.as_ref(), &data[data.len() - 7..]);
     // Ordinary responses after file bodies on the same client still carry their own bytes.
     let t = reg.get("/v2/big/none/tags/list").await;
@@ -60,8 +55,8 @@ struct RawResponse {
     body: Vec<u8>,
 }
 
-/// Reads one HTTP/1.1 response with a Content-Length body from `buf`, refilling from `conn`.
-async fn read_response(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> RawResponse {
+/// Reads a response head from `buf`, refilling from `conn`; removes it from `buf`.
+async fn read_head(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> String {
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
@@ -72,6 +67,13 @@ async fn read_response(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> R
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8(buf[..head_end].to_vec()).expect("ascii head");
+    buf.drain(..head_end);
+    head
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body from `buf`, refilling from `conn`.
+async fn read_response(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> RawResponse {
+    let head = read_head(conn, buf).await;
     let status: u16 = head[9..12].parse().expect("status code");
     let len: usize = head
         .lines()
@@ -81,14 +83,13 @@ async fn read_response(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> R
                 .then(|| v.trim().parse().ok())?
         })
         .expect("content-length");
-    while buf.len() < head_end + len {
+    while buf.len() < len {
         let mut chunk = vec![0u8; 1 << 20];
         let n = conn.read(&mut chunk).await.expect("read body");
         assert!(n > 0, "connection closed inside a body");
         buf.extend_from_slice(&chunk[..n]);
     }
-    let body = buf[head_end..head_end + len].to_vec();
-    buf.drain(..head_end + len);
+    let body = buf.drain(..len).collect();
     RawResponse { status, body }
 }
 
@@ -123,17 +124,8 @@ async fn pipelined_requests_on_one_connection() {
     let r = read_response(&mut conn, &mut buf).await;
     assert_eq!((r.status, r.body), (200, b"{}".to_vec()));
     // A HEAD response announces the length but carries no body; read its head alone.
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = vec![0u8; 4096];
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0);
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    assert!(buf.starts_with(b"HTTP/1.1 200"));
-    buf.drain(..head_end);
+    let head = read_head(&mut conn, &mut buf).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let r = read_response(&mut conn, &mut buf).await;
     assert_eq!((r.status, r.body), (200, small));
     let mut rest = Vec::new();

@@ -233,16 +233,7 @@ async fn skopeo_with_token_auth() {
     require_tool("skopeo");
     let images = anchor_images();
     let dir = tempfile::tempdir().unwrap();
-    let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(
-        &htpasswd,
-        berth_registry::auth::htpasswd::make_entry("alice", "alice-pw", 4).unwrap(),
-    )
-    .unwrap();
-    let mut c = config(&dir.path().join("root"));
-    c.auth.mode = berth_registry::config::AuthMode::Token;
-    c.auth.htpasswd = Some(htpasswd);
-    let reg = Registry::start(c).await;
+    let reg = Registry::start(token_auth_config(dir.path())).await;
     let host = reg.base.trim_start_matches("http://").to_string();
     let src = format!("oci:{}:latest", images.join("busybox-oci").display());
     let dest = format!("docker://{host}/private/busybox:latest");

@@ -308,20 +308,21 @@ impl FsStorage {
         Ok(self.root.join("repositories").join(repo))
     }
 
-    fn layer_link(&self, repo: &str, d: &Digest) -> Result<PathBuf> {
+    /// `<repository>/<sub>/<alg>/<hex>`: where a repository records a digest.
+    fn repo_digest_path(&self, repo: &str, sub: &str, d: &Digest) -> Result<PathBuf> {
         Ok(self
             .repo_dir(repo)?
-            .join("_layers")
+            .join(sub)
             .join(d.algorithm().as_str())
             .join(d.hex()))
     }
 
+    fn layer_link(&self, repo: &str, d: &Digest) -> Result<PathBuf> {
+        self.repo_digest_path(repo, "_layers", d)
+    }
+
     fn revision_path(&self, repo: &str, d: &Digest) -> Result<PathBuf> {
-        Ok(self
-            .repo_dir(repo)?
-            .join("_manifests/revisions")
-            .join(d.algorithm().as_str())
-            .join(d.hex()))
+        self.repo_digest_path(repo, "_manifests/revisions", d)
     }
 
     fn tags_dir(&self, repo: &str) -> Result<PathBuf> {

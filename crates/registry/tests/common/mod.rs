@@ -107,6 +107,10 @@ impl Registry {
         self.req(Method::GET, path, &[], Bytes::new()).await
     }
 
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.req(Method::GET, path, headers, Bytes::new()).await
+    }
+
     pub async fn head(&self, path: &str) -> Resp {
         self.req(Method::HEAD, path, &[], Bytes::new()).await
     }
@@ -161,6 +165,21 @@ impl Registry {
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// A configuration with Docker's token flow and one user, alice (password `alice-pw`), whose
+/// storage and htpasswd live under `dir`.
+pub fn token_auth_config(dir: &Path) -> Config {
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        berth_registry::auth::htpasswd::make_entry("alice", "alice-pw", 4).expect("bcrypt"),
+    )
+    .expect("write htpasswd");
+    let mut c = config(&dir.join("root"));
+    c.auth.mode = berth_registry::config::AuthMode::Token;
+    c.auth.htpasswd = Some(htpasswd);
+    c
+}
 
 pub fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
