@@ -148,7 +148,10 @@ impl SnapshotStore {
                 .ctx(|| "write snapshot metadata".to_string())?;
             let dest = self.dir.join(chain_id.hex());
             match fs::rename(&tmp, &dest) {
-                Ok(()) => fsync_dir(&self.dir)?,
+                // No directory fsync: durability is deferred to sync_pending, and a rename
+                // lost in a crash only means the layer is extracted again. (On ext4 the
+                // fsync would also write out the whole layer's data, ordered before it.)
+                Ok(()) => {}
                 // Someone else extracted the same layer meanwhile (rename(2) does not replace
                 // a non-empty directory); theirs is as good.
                 Err(_) if dest.is_dir() => {
