@@ -1,5 +1,10 @@
 //! One JSON file per object, written so that a crash at any instant leaves the old or the new
 //! file: temp file in the same directory, fsync, rename, fsync the directory.
+//!
+//! Files that are written again at every container start (a bundle's config.json, the monitor's
+//! config, a container's /etc files) use [`write_volatile`]: the rename alone keeps them whole
+//! when a process is killed, and a power loss ends the containers they describe anyway. Their
+//! fsyncs were most of a container start's time where the exec root is not a tmpfs.
 
 use crate::error::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
@@ -14,6 +19,22 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_replace(path, data, true)
+}
+
+/// [`write_json`] without forcing the data to disk (see the module's note).
+pub fn write_json_volatile<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let data = serde_json::to_vec(value)
+        .map_err(|e| Error::internal(format!("encoding {}", path.display()), e))?;
+    write_volatile(path, &data)
+}
+
+/// [`write_atomic`] without forcing the data to disk (see the module's note).
+pub fn write_volatile(path: &Path, data: &[u8]) -> Result<()> {
+    write_replace(path, data, false)
+}
+
+fn write_replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::Internal(format!("{} has no parent directory", path.display())))?;
@@ -24,9 +45,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let res = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -226,7 +226,7 @@ impl Monitor {
             let _ = std::fs::remove_file(cfg.run_dir.join(name));
         }
         let pidfile = cfg.run_dir.join(paths::MONITOR_PID);
-        sys::write_atomic(&pidfile, std::process::id().to_string().as_bytes())
+        sys::write_replace(&pidfile, std::process::id().to_string().as_bytes())
             .map_err(|e| format!("write {}: {e}", pidfile.display()))?;
         let control = listen(&cfg.run_dir.join(paths::CONTROL))?;
         let attach = listen(&cfg.run_dir.join(paths::ATTACH))?;
@@ -516,7 +516,7 @@ impl Monitor {
         };
         let path = self.cfg.run_dir.join(paths::EXIT_JSON);
         let json = serde_json::to_vec(&exit).unwrap_or_default();
-        if let Err(e) = sys::write_atomic(&path, &json) {
+        if let Err(e) = sys::write_replace(&path, &json) {
             tracing::error!("write {}: {e}", path.display());
         }
         // A new monitor may bind these paths once berthd hears of the exit.

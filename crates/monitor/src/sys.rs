@@ -179,9 +179,12 @@ pub fn eof_char(fd: BorrowedFd<'_>) -> u8 {
         .unwrap_or(4)
 }
 
-/// Writes `data` to `path` so that a crash leaves either the old file or the
-/// new one: a temp file in the same directory, fsync, rename, fsync the dir.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Writes `data` to `path` so that a killed writer leaves either the old file
+/// or the new one: a temp file in the same directory, renamed over the old.
+/// Nothing is forced to disk: everything the monitor writes lives in the exec
+/// root and describes processes that a power loss ends anyway, and the fsyncs
+/// cost more than the rest of a monitor's start.
+pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -191,9 +194,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

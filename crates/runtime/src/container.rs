@@ -284,7 +284,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     state.status = Status::Created;
     root.save(&state)?;
     if let Some(p) = &opts.pid_file {
-        util::write_atomic(p, pid.to_string().as_bytes())
+        util::write_replace_volatile(p, pid.to_string().as_bytes())
             .context(|| format!("write pid file {}", p.display()))?;
     }
     guard.armed = false;

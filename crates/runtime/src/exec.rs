@@ -272,7 +272,7 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32> {
         }
     }
     if let Some(p) = &o.pid_file {
-        util::write_atomic(p, pid.to_string().as_bytes())
+        util::write_replace_volatile(p, pid.to_string().as_bytes())
             .context(|| format!("write pid file {}", p.display()))?;
     }
     let Some(sfd) = sfd else {

@@ -219,7 +219,7 @@ impl Containers {
         });
         std::fs::create_dir_all(&ex.run_dir)?;
         let pjson = ex.run_dir.join("process.json");
-        crate::store::write_json(&pjson, &process)?;
+        crate::store::write_json_volatile(&pjson, &process)?;
         let runtime = self
             .config
             .runtime_path(Some(&c.runtime))
@@ -242,7 +242,7 @@ impl Containers {
             run_dir: ex.run_dir.clone(),
         };
         let mpath = ex.run_dir.join("monitor.json");
-        crate::store::write_json(&mpath, &mcfg)?;
+        crate::store::write_json_volatile(&mpath, &mcfg)?;
         let monitor = self.config.monitor.clone();
         let rd = ex.run_dir.clone();
         let attach = (!detach).then_some(AttachRequest {

@@ -117,13 +117,18 @@ impl Containers {
         let image_id = rec.image_id.clone();
         let key = id.clone();
         let rootfs2 = rootfs.clone();
+        let throwaway = rec.host_config.auto_remove;
         tokio::task::spawn_blocking(move || -> Result<()> {
             let image = svc
                 .images
                 .resolve(&image_id)
                 .map_err(|_| Error::NotFound(format!("No such image: {image_id}")))?;
             let ov = svc.prepare_rootfs(&key, &image)?;
-            ov.mount(&rootfs2)?;
+            if throwaway {
+                ov.mount_volatile(&rootfs2)?;
+            } else {
+                ov.mount(&rootfs2)?;
+            }
             Ok(())
         })
         .await
@@ -204,9 +209,9 @@ impl Containers {
         } else {
             hostname.clone()
         };
-        crate::store::write_atomic(&cdir.join("hosts"), hosts.as_bytes())?;
-        crate::store::write_atomic(&cdir.join("resolv.conf"), resolv.as_bytes())?;
-        crate::store::write_atomic(
+        crate::store::write_volatile(&cdir.join("hosts"), hosts.as_bytes())?;
+        crate::store::write_volatile(&cdir.join("resolv.conf"), resolv.as_bytes())?;
+        crate::store::write_volatile(
             &cdir.join("hostname"),
             format!("{etc_hostname}\n").as_bytes(),
         )?;
@@ -308,7 +313,7 @@ impl Containers {
         })?;
         let bundle = run_dir.join("bundle");
         std::fs::create_dir_all(&bundle)?;
-        crate::store::write_json(&bundle.join("config.json"), &spec)?;
+        crate::store::write_json_volatile(&bundle.join("config.json"), &spec)?;
 
         let logging = !matches!(hc.log_config.kind.as_str(), "none");
         let max_size = hc
@@ -344,7 +349,7 @@ impl Containers {
             run_dir: run_dir.to_path_buf(),
         };
         let mcfg_path = run_dir.join("monitor.json");
-        crate::store::write_json(&mcfg_path, &mcfg)?;
+        crate::store::write_json_volatile(&mcfg_path, &mcfg)?;
         let monitor = self.config.monitor.clone();
         let rd = run_dir.to_path_buf();
         let pending: Vec<PendingAttach> = entry
