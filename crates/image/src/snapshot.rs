@@ -16,8 +16,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::layer::{apply_layer, ApplyStats};
 use crate::store::atomic::{clean_temp_files, fsync_dir, temp_path_in};
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, unmount, FsMountFlags,
-    FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, unmount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
 };
 use std::collections::BTreeSet;
 use std::fs;
@@ -272,6 +272,22 @@ impl OverlayMount {
     /// the number of layers is not limited by the one-page mount data of mount(2)
     /// (DEPENDENCIES.md pitfall 9; kernel 6.8 or later).
     pub fn mount(&self, target: &Path) -> Result<()> {
+        self.mount_with(target, false)
+    }
+
+    /// [`Self::mount`] with overlayfs' `volatile` option, for a writable layer that is
+    /// thrown away with its container (`docker run --rm`): syncs are skipped, so unmounting
+    /// it does not write back the whole backing filesystem (hundreds of ms on a busy disk).
+    /// The marker the kernel leaves in the work dir, which would refuse a second mount of
+    /// the same layer, is removed first: such a layer's content never matters after a crash.
+    pub fn mount_volatile(&self, target: &Path) -> Result<()> {
+        if let Some(w) = &self.work {
+            let _ = fs::remove_dir(w.join("work/incompat/volatile"));
+        }
+        self.mount_with(target, true)
+    }
+
+    fn mount_with(&self, target: &Path, volatile: bool) -> Result<()> {
         let fsfd = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
             .map_err(|e| Error::Mount(format!("fsopen overlay: {e}")))?;
         let fail = |what: String, e: rustix::io::Errno| {
@@ -291,6 +307,9 @@ impl OverlayMount {
                 .map_err(|e| fail(format!("upperdir {}", u.display()), e))?;
             fsconfig_set_string(&fsfd, "workdir", w)
                 .map_err(|e| fail(format!("workdir {}", w.display()), e))?;
+            if volatile {
+                fsconfig_set_flag(&fsfd, "volatile").map_err(|e| fail("volatile".into(), e))?;
+            }
         }
         fsconfig_create(&fsfd).map_err(|e| fail("create overlay".into(), e))?;
         let mnt = fsmount(
