@@ -910,3 +910,101 @@ fn runtime_crun() {
     let o = d.docker(&["run", "--rm", "--runtime", "crun", "busybox", "echo", "ok"]);
     assert_eq!(o.ok(), "ok");
 }
+
+#[test]
+fn commit_keeps_the_layer_and_the_containers_config() {
+    let d = Daemon::start();
+    let id = d.run_d(&[
+        "-e",
+        "FOO=bar",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello > /greeting; rm /etc/motd 2>/dev/null; sleep 100",
+    ]);
+    wait_for("the file in the container", LONG, || {
+        d.docker(&["exec", &id, "cat", "/greeting"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let new = d
+        .docker(&[
+            "commit",
+            "-m",
+            "a message",
+            "-a",
+            "someone",
+            "--change",
+            r#"CMD ["cat", "/greeting"]"#,
+            &id,
+            "snap:1",
+        ])
+        .ok();
+    assert!(new.starts_with("sha256:"), "{new}");
+    assert_eq!(
+        d.status(&id),
+        "running",
+        "commit leaves the container running"
+    );
+    assert_eq!(d.docker(&["run", "--rm", "snap:1"]).ok(), "hello");
+    let env = d
+        .docker(&["run", "--rm", "snap:1", "sh", "-c", "echo $FOO"])
+        .ok();
+    assert_eq!(env, "bar", "the container's Env is kept");
+    let meta = d
+        .docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}}|{{.Comment}}|{{.Author}}|{{len .RootFS.Layers}}",
+            "snap:1",
+        ])
+        .ok();
+    let base = d
+        .docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{len .RootFS.Layers}}",
+            "busybox",
+        ])
+        .ok();
+    let layers: usize = base.parse().expect("layer count");
+    assert_eq!(
+        meta,
+        format!("{new}|a message|someone|{}", layers + 1),
+        "one new layer on top of the image's"
+    );
+    // Without a name the image is untagged; a bad change is refused by name.
+    let untagged = d.docker(&["commit", &id]).ok();
+    assert!(untagged.starts_with("sha256:"), "{untagged}");
+    let bad = d.docker(&["commit", "--change", "NOPE x", &id, "snap:2"]);
+    assert_ne!(bad.code(), 0);
+    assert!(bad.err().contains("NOPE"), "{}", bad.err());
+    d.docker(&["rm", "-f", &id]).ok();
+}
+
+#[test]
+fn rmi_force_of_an_image_a_running_container_uses() {
+    let d = Daemon::start();
+    let id = d.run_d(&["busybox", "sleep", "100"]);
+    let img = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
+        .ok();
+    let o = d.docker(&["rmi", "-f", &img]);
+    assert_ne!(o.code(), 0, "{}", o.out());
+    assert!(
+        o.err().contains("cannot be forced") && o.err().contains("running container"),
+        "{}",
+        o.err()
+    );
+    // By name, as Docker: the name goes, the image stays for its container.
+    let o = d.docker(&["rmi", "-f", "busybox"]).ok();
+    assert!(o.contains("Untagged: busybox:latest"), "{o}");
+    assert_eq!(
+        d.docker(&["image", "inspect", "-f", "{{.Id}}", &img]).ok(),
+        img
+    );
+    d.docker(&["rm", "-f", &id]).ok();
+}

@@ -51,6 +51,9 @@ pub struct CommitOptions {
     pub message: Option<String>,
     /// The `created_by` of the history entry (the builder puts the instruction here).
     pub created_by: Option<String>,
+    /// The config the new image starts from instead of the parent's: `docker commit` keeps
+    /// what the container ran with (its Cmd, Env, ...), then applies `changes`.
+    pub config: Option<crate::config::ContainerConfig>,
 }
 
 /// Output format of [`ImageService::save`].
@@ -497,7 +500,10 @@ impl ImageService {
         let w = self.content.writer(Algorithm::Sha256)?;
         let (stats, w) = crate::layer::write_diff(upper, w)?;
         let (layer_digest, layer_size) = w.commit(Some(&stats.diff_id), Some(stats.size))?;
-        let mut cc = config.container_config();
+        let mut cc = opts
+            .config
+            .clone()
+            .unwrap_or_else(|| config.container_config());
         apply_changes(&mut cc, &opts.changes)?;
         let now = rfc3339(std::time::SystemTime::now());
         config.created = Some(now.clone());

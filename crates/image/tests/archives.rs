@@ -373,6 +373,7 @@ fn commit_a_container_and_run_its_rootfs() {
         author: Some("test".into()),
         message: Some("a commit".into()),
         created_by: Some("berth commit".into()),
+        config: None,
     };
     let rec = svc
         .commit(&base, &svc.snapshots.rw_upper("c1").unwrap(), &opts)

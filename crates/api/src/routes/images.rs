@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use berth_engine::container::commit::CommitRequest;
 use berth_engine::images::archive::ImportRequest;
 use berth_engine::images::list::ListOptions;
 use berth_engine::images::pull::PullRequest;
@@ -349,10 +350,37 @@ async fn search() -> ApiError {
     ))
 }
 
-async fn commit() -> ApiError {
-    ApiError(Error::NotImplemented(
-        "commit is not implemented yet by this daemon".into(),
-    ))
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`, an optional
+/// container config as the body; 201 with the new image's ID.
+async fn commit(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let q = Query::new(raw);
+    let config = if body.iter().all(u8::is_ascii_whitespace) || &body[..] == b"null" {
+        None
+    } else {
+        Some(parse_json(&body)?)
+    };
+    let req = CommitRequest {
+        container: q.str("container"),
+        repo: q.str("repo"),
+        tag: q.str("tag"),
+        comment: q.str("comment"),
+        author: q.str("author"),
+        changes: q.all("changes"),
+        // Docker pauses unless told not to.
+        pause: q.get("pause").is_none_or(|_| q.bool("pause")),
+        config,
+    };
+    if req.container.is_empty() {
+        return Err(ApiError::bad_request(
+            "No container name or ID supplied".to_string(),
+        ));
+    }
+    let id = st.engine.containers.commit(req).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": id }))).into_response())
 }
 
 async fn auth(State(st): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
@@ -419,15 +447,7 @@ async fn delete(
 ) -> ApiResult<Json<Vec<Value>>> {
     let q = Query::new(raw);
     let rec = st.engine.images.resolve(&name)?;
-    // Which of them run is not known here: each counts as stopped, so `force` untags the
-    // image but leaves it (and its layers) for the container.
-    let users: Vec<(String, bool)> = st
-        .engine
-        .containers
-        .users_of_image(&rec.id.to_string())
-        .into_iter()
-        .map(|c| (c, false))
-        .collect();
+    let users = st.engine.containers.image_users(&rec.id.to_string());
     let items = st
         .engine
         .images

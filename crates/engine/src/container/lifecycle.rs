@@ -20,7 +20,7 @@ fn runtime_cmd(c: &Containers, rec: &Container) -> Result<tokio::process::Comman
     Ok(cmd)
 }
 
-async fn run_runtime(c: &Containers, rec: &Container, args: &[&str]) -> Result<()> {
+pub(crate) async fn run_runtime(c: &Containers, rec: &Container, args: &[&str]) -> Result<()> {
     let out = runtime_cmd(c, rec)?
         .args(args)
         .output()

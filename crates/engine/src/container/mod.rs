@@ -3,6 +3,7 @@
 //! acknowledged.
 
 pub mod archive;
+pub mod commit;
 pub mod create;
 pub mod exec;
 pub mod lifecycle;
@@ -218,6 +219,17 @@ impl Containers {
             .map(|e| e.snapshot())
             .filter(|c| c.image_id == image_id)
             .map(|c| c.id)
+            .collect()
+    }
+
+    /// The containers created from an image, each with whether it runs (a running user
+    /// blocks even a forced image removal).
+    pub fn image_users(&self, image_id: &str) -> Vec<(String, bool)> {
+        self.all()
+            .iter()
+            .map(|e| e.snapshot())
+            .filter(|c| c.image_id == image_id)
+            .map(|c| (c.id, c.state.running))
             .collect()
     }
 

@@ -301,7 +301,9 @@ impl ImageStore {
         }
         let user = user_of(&img.id);
         if let Some(u) = &user {
-            if u.running {
+            // By name, Docker lets force untag even under a running container: the image
+            // stays, dangling, for it. By ID it is never removed while in use.
+            if u.running && by_name.is_none() {
                 return Err(Error::Conflict(format!(
                     "unable to delete {} (cannot be forced) - image is being used by running container {}",
                     img.short_id(),
