@@ -322,8 +322,13 @@ impl Containers {
     /// `DELETE /containers/{id}`.
     pub async fn remove(&self, name_or_id: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let entry = self.get(name_or_id)?;
-        // No restart policy may bring it back while it is being removed.
-        if force {
+        // No restart policy may bring it back while it is being removed. A container that
+        // neither runs nor waits to restart gets the flag with the "removing" state below.
+        let live = {
+            let r = entry.snapshot();
+            r.state.running || r.state.restarting
+        };
+        if force && live {
             let _ = self.update(&entry, |c| {
                 c.manually_stopped = true;
                 c.state.restarting = false;
@@ -381,6 +386,7 @@ impl Containers {
         let _ = self.update(&entry, |c| {
             c.state.status = "removing".into();
             c.state.restarting = false;
+            c.manually_stopped = true;
         });
         let id = rec.id.clone();
         let run_dir = self.run_dir(&id);

@@ -247,7 +247,8 @@ impl Containers {
             .map(|c| c.id)
     }
 
-    /// Writes the record of `entry` after applying `f` to it.
+    /// Writes the record of `entry` after applying `f` to it; a change that changes nothing
+    /// is not written (each write costs two fsyncs).
     pub(crate) fn update<T>(
         &self,
         entry: &Entry,
@@ -257,7 +258,11 @@ impl Containers {
             .rec
             .lock()
             .map_err(|_| Error::Internal("container record poisoned".into()))?;
+        let before = serde_json::to_vec(&*rec).ok();
         let out = f(&mut rec);
+        if before.is_some() && before == serde_json::to_vec(&*rec).ok() {
+            return Ok(out);
+        }
         crate::store::write_json(
             &self.config.container_dir(&rec.id).join("container.json"),
             &*rec,

@@ -464,13 +464,30 @@ fn seccomp(sec: &SecurityOpts, caps: &[String], privileged: bool) -> Result<Opti
         .seccomp_profile
         .as_deref()
         .unwrap_or(berth_seccomp::docker_profile::DOCKER_DEFAULT);
+    // Most containers share a profile and a capability set: the conversion (parsing Docker's
+    // profile, resolving its conditions) is done once per pair.
+    type Key = (String, Vec<String>);
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Key, Value>>> =
+        std::sync::OnceLock::new();
+    let key: Key = (profile.to_string(), caps.to_vec());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(v) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(Some(v));
+    }
     let kernel = berth_seccomp::docker_profile::KernelVersion::current()
         .map_err(|e| Error::internal("reading the kernel version", e))?;
     let oci = berth_seccomp::docker_profile::to_oci(profile, caps, std::env::consts::ARCH, kernel)
         .map_err(|e| Error::invalid(format!("invalid seccomp profile: {e}")))?;
-    serde_json::to_value(oci)
-        .map(Some)
-        .map_err(|e| Error::internal("encoding the seccomp profile", e))
+    let value = serde_json::to_value(oci)
+        .map_err(|e| Error::internal("encoding the seccomp profile", e))?;
+    if let Ok(mut c) = cache.lock() {
+        // Bounded: profiles passed by value (security-opt seccomp=FILE) could differ each time.
+        if c.len() >= 32 {
+            c.clear();
+        }
+        c.insert(key, value.clone());
+    }
+    Ok(Some(value))
 }
 
 pub fn build(i: &SpecInputs) -> Result<Value> {
