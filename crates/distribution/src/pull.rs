@@ -71,6 +71,20 @@ fn fetchable_urls(urls: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Stores a small blob on a blocking thread; the caller awaits it before registering.
+fn store_later(
+    svc: &Arc<ImageService>,
+    b: Bytes,
+    d: &Digest,
+) -> tokio::task::JoinHandle<berth_image::Result<()>> {
+    let (svc, d) = (svc.clone(), d.clone());
+    tokio::task::spawn_blocking(move || {
+        svc.content
+            .write_blob(&mut &b[..], Some(&d), Some(b.len() as u64))
+            .map(|_| ())
+    })
+}
+
 fn scope_pull(path: &str) -> String {
     format!("repository:{path}:pull")
 }
@@ -188,6 +202,8 @@ impl RegistryClient {
             reference: r.to_string(),
             digest: top_digest.to_string(),
         });
+        // Small blobs are written (and fsynced) while the layers download, not before.
+        let mut stores = Vec::new();
         let mut index_digest = None;
         let (mut manifest_bytes, mut manifest_digest) = (body.clone(), top_digest.clone());
         let parsed = Manifest::parse(
@@ -197,7 +213,7 @@ impl RegistryClient {
         let manifest = match parsed {
             Manifest::Index(i, _) => {
                 let d = Digest::from_oci(select_platform(&i, &self.opts.platform)?.digest())?;
-                self.store_bytes(&svc, body.clone(), &top_digest).await?;
+                stores.push(store_later(&svc, body.clone(), &top_digest));
                 index_digest = Some(top_digest.clone());
                 let (b, md, mt) = self.fetch_manifest(r, &d.to_string()).await?;
                 manifest_bytes = b;
@@ -220,11 +236,12 @@ impl RegistryClient {
             Bytes::from(blocking(move || svc2.content.read_blob(&d, MAX_CONFIG_SIZE)).await?)
         } else {
             let b = self.fetch_small_blob(r, &config_digest).await?;
-            self.store_bytes(&svc, b.clone(), &config_digest).await?;
+            stores.push(store_later(&svc, b.clone(), &config_digest));
             b
         };
         tracing::debug!(reference = %r, "manifest and config in hand");
         let config = ImageConfig::parse(&config_bytes)?;
+        stores.push(store_later(&svc, manifest_bytes.clone(), &manifest_digest));
         let diff_ids = config.rootfs.diff_ids.clone();
         if diff_ids.len() != manifest.layers().len() {
             return Err(Error::Protocol(format!(
@@ -285,8 +302,9 @@ impl RegistryClient {
         .await?;
 
         tracing::debug!(reference = %r, "layers in place");
-        self.store_bytes(&svc, manifest_bytes, &manifest_digest)
-            .await?;
+        for s in stores {
+            s.await.map_err(|e| Error::Task(e.to_string()))??;
+        }
         let tags: Vec<Reference> = if r.digest().is_none() {
             vec![r.clone()]
         } else {
@@ -302,16 +320,6 @@ impl RegistryClient {
             digest: top_digest.to_string(),
         });
         Ok(rec)
-    }
-
-    async fn store_bytes(&self, svc: &Arc<ImageService>, b: Bytes, d: &Digest) -> Result<()> {
-        let (svc, d) = (svc.clone(), d.clone());
-        blocking(move || {
-            svc.content
-                .write_blob(&mut &b[..], Some(&d), Some(b.len() as u64))
-                .map(|_| ())
-        })
-        .await
     }
 
     /// GET of a foreign layer's URL, following redirects (http and https only), with no
