@@ -53,6 +53,11 @@ impl Reference {
         } else {
             path
         };
+        if path.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(InvalidReference(format!(
+                "repository name ({path}) must be lowercase"
+            )));
+        }
         let valid_path = path.split('/').all(|c| {
             !c.is_empty()
                 && c.chars()
@@ -136,7 +141,15 @@ mod tests {
         );
         let r = Reference::parse("localhost/a@sha256:abc").unwrap();
         assert_eq!(r.tag_or_digest(), "sha256:abc");
-        assert!(Reference::parse("Busybox").is_err());
+        let upper = |s: &str| Reference::parse(s).err().map(|e| e.to_string());
+        assert_eq!(
+            upper("Busybox").as_deref(),
+            Some("invalid reference format: repository name (library/Busybox) must be lowercase")
+        );
+        assert_eq!(
+            upper("Not/Lowercase:v1").as_deref(),
+            Some("invalid reference format: repository name (Lowercase) must be lowercase")
+        );
         assert!(Reference::parse("a:").is_err());
         assert_eq!(
             Reference::parse("user/app:1").unwrap().repo(),

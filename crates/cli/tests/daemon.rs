@@ -848,3 +848,261 @@ fn tcp_host_on_loopback() {
         r.stderr
     );
 }
+
+/// The image ID line `commit` prints, as docker prints it.
+fn is_image_id_line(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .and_then(|h| h.strip_suffix('\n'))
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[test]
+fn commit_a_running_container_and_run_the_image() {
+    let d = need_daemon!();
+    let name = unique("commit");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo committed > /made; sleep 300",
+    ]);
+    assert!(eventually(50, || d
+        .berth(&["diff", &name])
+        .stdout
+        .contains("A /made")));
+    let repo = unique("img");
+    let image = format!("{repo}:v1");
+    let _gi = d.image_guard(&image);
+    let r = d.berth(&[
+        "commit",
+        "-a",
+        "Berth Tester <t@example.com>",
+        "-m",
+        "with a file",
+        "-c",
+        r#"CMD ["cat", "/made"]"#,
+        "--change",
+        "ENV COMMITTED=yes",
+        &name,
+        &image,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(is_image_id_line(&r.stdout), "{:?}", r.stdout);
+    assert_eq!(r.stderr, "");
+    let id = r.stdout.trim();
+    let meta = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}|{{.Author}}|{{.Comment}}|{{json .Config.Cmd}}",
+        &image,
+    ]);
+    assert_eq!(
+        meta,
+        format!("{id}|Berth Tester <t@example.com>|with a file|[\"cat\",\"/made\"]\n")
+    );
+    // The committed file is in the image and the new CMD is its default.
+    let out = d.ok(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(out, "committed\n");
+    let env = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "echo $COMMITTED",
+    ]);
+    assert_eq!(env, "yes\n");
+    // The container was paused only while read.
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", &name]),
+        "running\n"
+    );
+    // No reference: an untagged image, still its ID on stdout; no pause asked.
+    let r = d.berth(&["container", "commit", "--pause=false", &name]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(is_image_id_line(&r.stdout), "{:?}", r.stdout);
+    let _gu = d.image_guard(r.stdout.trim());
+
+    if !d.has_docker_cli() {
+        eprintln!("SKIP: no docker CLI at {}", common::DOCKER);
+        return;
+    }
+    let dimage = format!("{repo}:docker");
+    let _gd = d.image_guard(&dimage);
+    let k = d.docker(&["commit", "-c", r#"CMD ["cat", "/made"]"#, &name, &dimage]);
+    assert_eq!(k.code, 0, "{}", k.stderr);
+    assert!(is_image_id_line(&k.stdout), "docker printed {:?}", k.stdout);
+    // Errors: one line, the same as docker's, exit 1.
+    for args in [
+        vec!["commit", "berth-cli-no-such-container"],
+        vec!["commit", name.as_str(), "Not/Lowercase"],
+    ] {
+        let (b, k) = (d.berth(&args), d.docker(&args));
+        assert_eq!(b.code, 1, "{args:?}: {}", b.stderr);
+        assert_eq!(b.stderr.lines().count(), 1, "{args:?}: {}", b.stderr);
+        assert_eq!(b.code, k.code, "{args:?}: docker said {}", k.stderr);
+        assert_eq!(b.stderr, k.stderr, "{args:?}");
+    }
+}
+
+#[test]
+fn system_df_verbose_matches_the_docker_cli() {
+    let d = need_daemon!();
+    let name = unique("df");
+    let vol = unique("dfvol");
+    let _g = d.guard(&name);
+    d.ok(&["volume", "create", &vol]);
+    let _gv = VolumeGuard(&d, vol.clone());
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-v",
+        &format!("{vol}:/data"),
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 5000 /dev/zero > /data/f; echo x > /rootfile; sleep 300",
+    ]);
+    assert!(eventually(50, || d
+        .berth(&["diff", &name])
+        .stdout
+        .contains("A /rootfile")));
+    let out = d.ok(&["system", "df", "-v"]);
+    let titles: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with(':') || l.starts_with("Build cache usage:"))
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Images space usage:",
+            "Containers space usage:",
+            "Local Volumes space usage:",
+            "Build cache usage: 0B"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&vol) && l.contains(" 1 ")),
+        "{out}"
+    );
+    assert!(out.contains(&name), "{out}");
+    if !d.has_docker_cli() {
+        eprintln!("SKIP: no docker CLI at {}", common::DOCKER);
+        return;
+    }
+    let cases: &[&[&str]] = &[
+        &["system", "df"],
+        &["system", "df", "-v"],
+        &["system", "df", "-v", "--format", "json"],
+        &[
+            "system",
+            "df",
+            "-v",
+            "--format",
+            "{{range .Volumes}}{{.Name}} {{.Links}} {{.Size}}\n{{end}}",
+        ],
+    ];
+    for args in cases {
+        // Relative times may tick between the two calls: retry a mismatch.
+        let same = eventually(10, || {
+            let (b, k) = (d.berth(args), d.docker(args));
+            b.code == 0 && k.code == 0 && b.stdout == k.stdout
+        });
+        let (b, k) = (d.berth(args), d.docker(args));
+        assert!(
+            same,
+            "berth {args:?} differs from docker:\n--- berth\n{}{}\n--- docker\n{}{}",
+            b.stdout, b.stderr, k.stdout, k.stderr
+        );
+    }
+}
+
+struct VolumeGuard<'a>(&'a common::Daemon, String);
+
+impl Drop for VolumeGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.berth(&["volume", "rm", "-f", &self.1]);
+    }
+}
+
+/// Kills a spawned `berth` when the test ends, however it ends.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn stats_into_a_pipe_has_no_escape_codes() {
+    use std::io::Read;
+    let d = need_daemon!();
+    let name = unique("stats");
+    let _g = d.guard(&name);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let one = d.ok(&["stats", "--no-stream", &name]);
+    assert!(!one.contains("\x1b["), "{one:?}");
+    let lines: Vec<&str> = one.lines().collect();
+    assert_eq!(lines.len(), 2, "{one}");
+    assert!(lines[0].starts_with("CONTAINER ID   NAME"), "{one}");
+    assert!(lines[1].contains(&name), "{one}");
+
+    // Streaming into a pipe: read until a few tables came, then stop it.
+    let mut cmd = d.berth_cmd(&["stats", &name]);
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = ChildGuard(cmd.spawn().expect("spawn berth stats"));
+    let mut stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&seen);
+            if text.matches("CONTAINER ID").count() >= 3 {
+                break;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    // A guard against a hang, not a measurement.
+    let seen = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("berth stats printed three tables");
+    drop(child);
+    let text = String::from_utf8_lossy(&seen);
+    assert!(!text.contains("\x1b["), "{text:?}");
+    assert!(text.matches("CONTAINER ID").count() >= 3, "{text}");
+    assert!(text.contains(&name), "{text}");
+}

@@ -95,7 +95,8 @@ impl Query {
             None => self,
         }
     }
-    fn encode(&self) -> String {
+    /// The query string, percent-encoded, without the `?`.
+    pub fn encode(&self) -> String {
         self.0
             .iter()
             .map(|(k, v)| format!("{}={}", pct(k), pct(v)))

@@ -10,7 +10,7 @@ use clap::{ArgAction, Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::stdio::{self, StreamEnd, StreamOpts, DEFAULT_DETACH_KEYS};
-use super::{cp, exec, filters_json, for_each, out, run, stats, system, Ctx, Fail};
+use super::{commit, cp, exec, filters_json, for_each, out, run, stats, system, Ctx, Fail};
 use crate::client::stream::{next_chunk, Demux, StdStream};
 use crate::client::{read_all, Query};
 use crate::format::{self, ellipsis, short_id, units};
@@ -49,6 +49,8 @@ pub enum ContainerCmd {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(cp::CpArgs),
     /// Rename a container
@@ -84,6 +86,7 @@ pub async fn dispatch(ctx: &Ctx, c: ContainerCmd) -> anyhow::Result<()> {
         ContainerCmd::Inspect(a) => system::inspect_typed(ctx, a, "container").await,
         ContainerCmd::Top(a) => top(ctx, a).await,
         ContainerCmd::Stats(a) => stats::stats(ctx, a).await,
+        ContainerCmd::Commit(a) => commit::commit(ctx, a).await,
         ContainerCmd::Cp(a) => cp::cp(ctx, a).await,
         ContainerCmd::Rename(a) => rename(ctx, a).await,
         ContainerCmd::Pause(a) => simple_post(ctx, a, "pause").await,
@@ -478,7 +481,7 @@ pub async fn rename(ctx: &Ctx, a: RenameArgs) -> anyhow::Result<()> {
 const PS_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
-fn ps_header() -> Value {
+pub fn ps_header() -> Value {
     json!({
         "Command": "COMMAND", "CreatedAt": "CREATED AT", "ID": "CONTAINER ID", "Image": "IMAGE",
         "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES", "Mounts": "MOUNTS", "Names": "NAMES",
@@ -516,7 +519,7 @@ pub fn display_ports(ports: &[Value]) -> String {
         .join(", ")
 }
 
-fn ps_row(c: &Value, trunc: bool) -> Value {
+pub fn ps_row(c: &Value, trunc: bool) -> Value {
     let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let id = s("Id");
     let mut image = s("Image");

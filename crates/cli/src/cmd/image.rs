@@ -194,7 +194,7 @@ const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created
 const IMAGES_TABLE_DIGESTS: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 
-fn images_header() -> Value {
+pub fn images_header() -> Value {
     json!({
         "Containers": "CONTAINERS", "CreatedAt": "CREATED AT", "CreatedSince": "CREATED", "Digest": "DIGEST",
         "ID": "IMAGE ID", "Repository": "REPOSITORY", "SharedSize": "SHARED SIZE", "Size": "SIZE",
@@ -203,11 +203,6 @@ fn images_header() -> Value {
 }
 
 fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
-    let id = img["Id"].as_str().unwrap_or("");
-    let id = if trunc { short_id(id) } else { id.to_string() };
-    let created = img["Created"].as_i64().unwrap_or(0);
-    let size = img["Size"].as_f64().unwrap_or(0.0);
-    let shared = img["SharedSize"].as_f64().unwrap_or(-1.0);
     let strs = |k: &str| -> Vec<String> {
         img[k]
             .as_array()
@@ -249,28 +244,44 @@ fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
     if pairs.is_empty() {
         pairs.push(("<none>".into(), "<none>".into(), "<none>".into()));
     }
+    pairs
+        .into_iter()
+        .map(|(repo, tag, digest)| image_row(img, trunc, &repo, &tag, &digest))
+        .collect()
+}
+
+/// One listing row of an image under one of its names; sizes as docker's
+/// image formatter shows them (the total to 3 significant digits, the rest to 4).
+pub fn image_row(img: &Value, trunc: bool, repo: &str, tag: &str, digest: &str) -> Value {
+    let id = img["Id"].as_str().unwrap_or("");
+    let id = if trunc { short_id(id) } else { id.to_string() };
+    let created = img["Created"].as_i64().unwrap_or(0);
+    let size = img["Size"].as_f64().unwrap_or(0.0);
+    let shared = img["SharedSize"].as_f64().unwrap_or(-1.0);
     let containers = match img["Containers"].as_i64() {
         Some(n) if n >= 0 => n.to_string(),
         _ => "N/A".to_string(),
     };
-    pairs
-        .into_iter()
-        .map(|(repo, tag, digest)| {
-            json!({
-                "Containers": containers,
-                "CreatedAt": units::go_time_string(created),
-                "CreatedSince": units::ago(created),
-                "Digest": digest,
-                "ID": id,
-                "Repository": repo,
-                "SharedSize": if shared < 0.0 { "N/A".to_string() } else { units::human_size_prec(shared, 3) },
-                "Size": units::human_size_prec(size, 3),
-                "Tag": tag,
-                "UniqueSize": if shared < 0.0 { "N/A".to_string() } else { units::human_size_prec(size - shared, 3) },
-                "VirtualSize": units::human_size_prec(img["VirtualSize"].as_f64().unwrap_or(size), 3),
-            })
-        })
-        .collect()
+    let or_na = |known: bool, x: f64| {
+        if known {
+            units::human_size(x)
+        } else {
+            "N/A".to_string()
+        }
+    };
+    json!({
+        "Containers": containers,
+        "CreatedAt": units::go_time_string(created),
+        "CreatedSince": units::ago(created),
+        "Digest": digest,
+        "ID": id,
+        "Repository": repo,
+        "SharedSize": or_na(shared >= 0.0, shared),
+        "Size": units::human_size_prec(size, 3),
+        "Tag": tag,
+        "UniqueSize": or_na(shared >= 0.0, size - shared),
+        "VirtualSize": units::human_size(size),
+    })
 }
 
 pub async fn images(ctx: &Ctx, a: ImagesArgs) -> anyhow::Result<()> {

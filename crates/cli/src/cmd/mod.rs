@@ -1,7 +1,9 @@
 //! The command line: docker's verbs and flags, each mapped onto Engine API calls.
 
+mod commit;
 mod container;
 mod cp;
+mod df;
 mod exec;
 mod image;
 mod network;
@@ -126,6 +128,11 @@ pub enum Cmd {
     /// Display a live stream of container(s) resource usage statistics
     #[command(after_help = "Example:\n  berth stats --no-stream")]
     Stats(stats::StatsArgs),
+    /// Create a new image from a container's changes
+    #[command(
+        after_help = "Example:\n  berth commit -c 'CMD [\"sh\"]' -m 'with tools' box myimage:v1"
+    )]
+    Commit(commit::CommitArgs),
     /// Copy files/folders between a container and the local filesystem
     #[command(
         after_help = "Example:\n  berth cp box:/etc/hostname .\n  berth cp ./file box:/tmp/"
@@ -296,6 +303,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Save(a) => image::save(&ctx, a).await,
         Cmd::Top(a) => container::top(&ctx, a).await,
         Cmd::Stats(a) => stats::stats(&ctx, a).await,
+        Cmd::Commit(a) => commit::commit(&ctx, a).await,
         Cmd::Cp(a) => cp::cp(&ctx, a).await,
         Cmd::Rename(a) => container::rename(&ctx, a).await,
         Cmd::Pause(a) => container::simple_post(&ctx, a, "pause").await,

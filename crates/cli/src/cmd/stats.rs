@@ -1,6 +1,8 @@
 //! `stats`: CPU, memory, network and block I/O per container, computed from
 //! the daemon's raw cgroup figures as docker does.
 
+use std::io::IsTerminal;
+
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -130,6 +132,7 @@ async fn sample(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<Vec<Value>> {
 }
 
 pub async fn stats(ctx: &Ctx, a: StatsArgs) -> anyhow::Result<()> {
+    let terminal = std::io::stdout().is_terminal();
     loop {
         let rows = sample(ctx, &a).await?;
         let text = format::render_rows(a.format.as_deref(), TABLE, &header(), &rows)?;
@@ -137,10 +140,27 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> anyhow::Result<()> {
             out(&text);
             return Ok(());
         }
-        // redraw in place, as docker does on a terminal
-        out(&format!("\x1b[2J\x1b[H{text}"));
+        if terminal {
+            out(&redraw(&text));
+        } else {
+            // A pipe or file gets each table as plain text, for grep and logs.
+            out(&text);
+        }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// The table drawn over the previous one from the top-left corner: each line
+/// erases what an older, longer line left, and the rest of the screen is
+/// cleared, so the screen is never blank between two samples.
+fn redraw(text: &str) -> String {
+    let mut s = String::from("\x1b[H");
+    for line in text.lines() {
+        s.push_str(line);
+        s.push_str("\x1b[K\n");
+    }
+    s.push_str("\x1b[J");
+    s
 }
 
 #[cfg(test)]
@@ -167,5 +187,13 @@ mod tests {
         assert_eq!(r["PIDs"], "3");
         assert_eq!(r["Name"], "web");
         assert_eq!(r["ID"], "0123456789ab");
+    }
+
+    #[test]
+    fn redraw_overwrites_in_place() {
+        assert_eq!(
+            redraw("A   B\nx   y\n"),
+            "\x1b[HA   B\x1b[K\nx   y\x1b[K\n\x1b[J"
+        );
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, CommandFactory, Subcommand};
 use serde_json::{json, Value};
 
 use super::container::{confirm, time_arg};
-use super::{filters_json, out, Ctx, Fail};
+use super::{df, filters_json, out, Ctx, Fail};
 use crate::auth::{self, ConfigFile, Credentials};
 use crate::client::stream::{next_chunk, JsonLines};
 use crate::client::{Client, Query, ReqBody, API_VERSION};
@@ -17,7 +17,7 @@ use crate::format::{self, tabwriter::TabWriter, units, Template};
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Show docker disk usage
-    Df(DfArgs),
+    Df(df::DfArgs),
     /// Display system-wide information
     Info(InfoArgs),
     /// Get real time events from the server
@@ -28,7 +28,7 @@ pub enum SystemCmd {
 
 pub async fn dispatch(ctx: &Ctx, c: SystemCmd) -> anyhow::Result<()> {
     match c {
-        SystemCmd::Df(a) => df(ctx, a).await,
+        SystemCmd::Df(a) => df::df(ctx, a).await,
         SystemCmd::Info(a) => info(ctx, &a).await,
         SystemCmd::Events(a) => events(ctx, a).await,
         SystemCmd::Prune(a) => prune(ctx, a).await,
@@ -90,16 +90,6 @@ pub struct EventsArgs {
     /// Stream events until this timestamp
     #[arg(long)]
     pub until: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct DfArgs {
-    /// Format output using a custom template
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Show detailed information on space usage
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -538,118 +528,6 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pct(reclaimable: f64, total: f64) -> String {
-    if total > 0.0 {
-        format!(
-            "{} ({}%)",
-            units::human_size(reclaimable),
-            ((reclaimable * 100.0) / total) as i64
-        )
-    } else {
-        units::human_size(reclaimable)
-    }
-}
-
-pub async fn df(ctx: &Ctx, a: DfArgs) -> anyhow::Result<()> {
-    let v: Value = ctx.client.get_json("/system/df", &Query::new()).await?;
-    let arr = |k: &str| v[k].as_array().cloned().unwrap_or_default();
-    let images = arr("Images");
-    let containers = arr("Containers");
-    let volumes = arr("Volumes");
-    let cache = arr("BuildCache");
-    let img_total = v["LayersSize"]
-        .as_f64()
-        .unwrap_or_else(|| images.iter().filter_map(|i| i["Size"].as_f64()).sum());
-    let img_active = images
-        .iter()
-        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
-        .count();
-    let img_used: f64 = images
-        .iter()
-        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
-        .map(|i| {
-            i["Size"].as_f64().unwrap_or(0.0) - i["SharedSize"].as_f64().unwrap_or(0.0).max(0.0)
-        })
-        .sum();
-    let c_size: f64 = containers.iter().filter_map(|c| c["SizeRw"].as_f64()).sum();
-    let c_active = containers
-        .iter()
-        .filter(|c| c["State"] == "running")
-        .count();
-    let c_recl: f64 = containers
-        .iter()
-        .filter(|c| c["State"] != "running")
-        .filter_map(|c| c["SizeRw"].as_f64())
-        .sum();
-    let v_size: f64 = volumes
-        .iter()
-        .filter_map(|x| x["UsageData"]["Size"].as_f64())
-        .filter(|s| *s > 0.0)
-        .sum();
-    let v_active = volumes
-        .iter()
-        .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0)
-        .count();
-    let v_recl: f64 = volumes
-        .iter()
-        .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) == 0)
-        .filter_map(|x| x["UsageData"]["Size"].as_f64())
-        .filter(|s| *s > 0.0)
-        .sum();
-    let b_size: f64 = cache.iter().filter_map(|x| x["Size"].as_f64()).sum();
-    let b_active = cache
-        .iter()
-        .filter(|x| x["InUse"].as_bool().unwrap_or(false))
-        .count();
-    let b_recl: f64 = cache
-        .iter()
-        .filter(|x| !x["InUse"].as_bool().unwrap_or(false))
-        .filter_map(|x| x["Size"].as_f64())
-        .sum();
-    let row = |t: &str, total: usize, active: usize, size: f64, recl: String| json!({"Type": t, "TotalCount": total.to_string(), "Active": active.to_string(), "Size": units::human_size(size), "Reclaimable": recl});
-    let rows = vec![
-        row(
-            "Images",
-            images.len(),
-            img_active,
-            img_total,
-            pct((img_total - img_used).max(0.0), img_total),
-        ),
-        row(
-            "Containers",
-            containers.len(),
-            c_active,
-            c_size,
-            pct(c_recl, c_size),
-        ),
-        row(
-            "Local Volumes",
-            volumes.len(),
-            v_active,
-            v_size,
-            pct(v_recl, v_size),
-        ),
-        row(
-            "Build Cache",
-            cache.len(),
-            b_active,
-            b_size,
-            units::human_size(b_recl),
-        ),
-    ];
-    if a.verbose {
-        bail!("berth system df --verbose is not implemented yet");
-    }
-    let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
-    out(&format::render_rows(
-        a.format.as_deref(),
-        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
-        &header,
-        &rows,
-    )?);
-    Ok(())
-}
-
 pub async fn prune(ctx: &Ctx, a: SystemPruneArgs) -> anyhow::Result<()> {
     let mut warning = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
     if a.volumes {
@@ -831,16 +709,36 @@ pub fn logout(config_dir: &std::path::Path, a: &LogoutArgs) -> anyhow::Result<()
 }
 
 pub fn completion(a: &CompletionArgs) -> anyhow::Result<()> {
+    out(&completion_script(a.shell));
+    Ok(())
+}
+
+/// Generated from the command definitions, so a new verb is completed as soon as it exists.
+fn completion_script(shell: clap_complete::Shell) -> String {
     let mut cmd = super::Cli::command();
     let mut buf = Vec::new();
-    clap_complete::generate(a.shell, &mut cmd, "berth", &mut buf);
-    out(&String::from_utf8_lossy(&buf));
-    Ok(())
+    clap_complete::generate(shell, &mut cmd, "berth", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completion_offers_commit_and_df_verbose() {
+        let bash = completion_script(clap_complete::Shell::Bash);
+        assert!(
+            bash.contains("berth,commit)"),
+            "no commit in bash completion"
+        );
+        assert!(bash.contains("berth__subcmd__container,commit)"));
+        assert!(bash.contains("--pause"));
+        let zsh = completion_script(clap_complete::Shell::Zsh);
+        assert!(zsh.contains("'commit:Create a new image from a container"));
+        assert!(zsh.contains("'*--change=[Apply Dockerfile instruction"));
+        assert!(zsh.contains("--verbose[Show detailed information on space usage]"));
+    }
 
     #[test]
     fn event_lines_as_docker() {

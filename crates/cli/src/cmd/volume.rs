@@ -84,6 +84,37 @@ fn kv(items: &[String]) -> Map<String, Value> {
         .collect()
 }
 
+/// One `volume ls` row, docker's volume formatter fields.
+pub fn volume_row(vol: &Value) -> Value {
+    let mut labels: Vec<String> = vol["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    let size = vol["UsageData"]["Size"].as_f64().filter(|s| *s >= 0.0);
+    json!({
+        "Availability": "N/A",
+        "Driver": vol["Driver"].as_str().unwrap_or(""),
+        "Group": "N/A",
+        "Labels": labels.join(","),
+        "Links": vol["UsageData"]["RefCount"].as_i64().map(|n| n.to_string()).unwrap_or_else(|| "N/A".into()),
+        "Mountpoint": vol["Mountpoint"].as_str().unwrap_or(""),
+        "Name": vol["Name"].as_str().unwrap_or(""),
+        "Scope": vol["Scope"].as_str().unwrap_or(""),
+        "Size": size.map(crate::format::units::human_size).unwrap_or_else(|| "N/A".into()),
+        "Status": "N/A",
+        "__Label": vol["Labels"].as_object().cloned().unwrap_or_default(),
+    })
+}
+
+pub fn volume_header() -> Value {
+    json!({"__Label": crate::format::template::HEADER_METHOD, "Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"})
+}
+
 pub async fn dispatch(ctx: &Ctx, c: VolumeCmd) -> anyhow::Result<()> {
     let client = &ctx.client;
     match c {
@@ -100,31 +131,8 @@ pub async fn dispatch(ctx: &Ctx, c: VolumeCmd) -> anyhow::Result<()> {
             let v: Value = client.get_json("/volumes", &q).await?;
             let mut list = v["Volumes"].as_array().cloned().unwrap_or_default();
             list.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
-            let rows: Vec<Value> = list
-                .iter()
-                .map(|vol| {
-                    let mut labels: Vec<String> = vol["Labels"]
-                        .as_object()
-                        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
-                        .unwrap_or_default();
-                    labels.sort();
-                    let size = vol["UsageData"]["Size"].as_f64().filter(|s| *s >= 0.0);
-                    json!({
-                        "Availability": "N/A",
-                        "Driver": vol["Driver"].as_str().unwrap_or(""),
-                        "Group": "N/A",
-                        "Labels": labels.join(","),
-                        "Links": vol["UsageData"]["RefCount"].as_i64().map(|n| n.to_string()).unwrap_or_else(|| "N/A".into()),
-                        "Mountpoint": vol["Mountpoint"].as_str().unwrap_or(""),
-                        "Name": vol["Name"].as_str().unwrap_or(""),
-                        "Scope": vol["Scope"].as_str().unwrap_or(""),
-                        "Size": size.map(crate::format::units::human_size).unwrap_or_else(|| "N/A".into()),
-                        "Status": "N/A",
-                        "__Label": vol["Labels"].as_object().cloned().unwrap_or_default(),
-                    })
-                })
-                .collect();
-            let header = json!({"__Label": crate::format::template::HEADER_METHOD, "Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"});
+            let rows: Vec<Value> = list.iter().map(volume_row).collect();
+            let header = volume_header();
             let format = if a.quiet {
                 Some("{{.Name}}".to_string())
             } else {

@@ -10,7 +10,7 @@ use serde_json::Value;
 pub use template::{Template, TemplateError};
 
 /// docker's escapes in format strings: a literal `\t` or `\n` means the character.
-fn unescape(f: &str) -> String {
+pub fn unescape(f: &str) -> String {
     f.replace("\\t", "\t").replace("\\n", "\n")
 }
 
