@@ -976,6 +976,28 @@ fn commit_keeps_the_layer_and_the_containers_config() {
         format!("{new}|a message|someone|{}", layers + 1),
         "one new layer on top of the image's"
     );
+    // system df: the new image shares busybox's layers, which are counted once.
+    let df = common::http(&d.sock(), "GET", "/v1.50/system/df", None)
+        .expect("system df")
+        .json();
+    let size_of = |id: &str, key: &str| {
+        df["Images"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["Id"] == id))
+            .and_then(|i| i[key].as_i64())
+            .unwrap_or_else(|| panic!("{key} of {id} in {df}"))
+    };
+    let bb = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
+        .ok();
+    assert_eq!(size_of(&new, "SharedSize"), size_of(&bb, "Size"), "{df}");
+    assert_eq!(size_of(&bb, "SharedSize"), size_of(&bb, "Size"), "{df}");
+    assert_eq!(
+        df["LayersSize"].as_i64(),
+        Some(size_of(&new, "Size")),
+        "distinct layers: busybox's plus the commit's, {df}"
+    );
+
     // Without a name the image is untagged; a bad change is refused by name.
     let untagged = d.docker(&["commit", &id]).ok();
     assert!(untagged.starts_with("sha256:"), "{untagged}");

@@ -283,7 +283,7 @@ fn event_matches(f: &HashMap<String, Vec<String>>, ev: &berth_engine::events::Ev
 async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let e = &st.engine;
     let images = e.images.list(Default::default()).await?;
-    let mut layers = 0u64;
+    let (shared, layers) = e.images.layer_usage().await?;
     let mut imgs = Vec::new();
     for mut i in images {
         let id = i
@@ -291,8 +291,8 @@ async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        layers += i.get("Size").and_then(Value::as_u64).unwrap_or(0);
         i["Containers"] = json!(e.containers.users_of_image(&id).len());
+        i["SharedSize"] = json!(shared.get(&id).copied().unwrap_or(0));
         imgs.push(i);
     }
     let mut containers = Vec::new();

@@ -216,6 +216,41 @@ impl Images {
         Ok(rows)
     }
 
+    /// Disk use of layers for `GET /system/df`: each image's `SharedSize` (its layers that
+    /// other images also use) and the size of all distinct layers (`LayersSize`), since
+    /// images that share a base store it once.
+    pub async fn layer_usage(&self) -> Result<(HashMap<String, u64>, u64)> {
+        let svc = self.svc.clone();
+        blocking(move || {
+            let images = svc.images.list();
+            let chains: Vec<(String, Vec<berth_image::Digest>)> = images
+                .iter()
+                .map(|r| (r.id.to_string(), chain_ids(&r.diff_ids)))
+                .collect();
+            let mut users: HashMap<&berth_image::Digest, usize> = HashMap::new();
+            for (_, cs) in &chains {
+                for c in cs.iter().collect::<std::collections::BTreeSet<_>>() {
+                    *users.entry(c).or_default() += 1;
+                }
+            }
+            let size = |c: &berth_image::Digest| svc.snapshots.layer_size(c).unwrap_or(0);
+            let total = users.keys().map(|c| size(c)).sum();
+            let shared = chains
+                .iter()
+                .map(|(id, cs)| {
+                    let s = cs
+                        .iter()
+                        .filter(|c| users.get(c).copied().unwrap_or(0) > 1)
+                        .map(size)
+                        .sum();
+                    (id.clone(), s)
+                })
+                .collect();
+            Ok((shared, total))
+        })
+        .await
+    }
+
     /// `GET /images/{name}/json`: Docker's ImageInspect.
     pub async fn inspect(&self, name: &str) -> Result<Value> {
         let rec = self.resolve(name)?;
