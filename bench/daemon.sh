@@ -48,6 +48,7 @@ done
 # Short path: the monitors' unix sockets live under the exec root (sun_path < 108 bytes).
 TMP="$(mktemp -d /tmp/bdb.XXXX)"
 SOCK="$TMP/b.sock"
+BENCH_BRIDGE="bbench$$"
 BERTHD_PID=""
 STARTED_DOCKERD=0
 cleanup() {
@@ -65,12 +66,17 @@ cleanup() {
   done
   cp "$TMP/berthd.log" "$RES/berthd.log" 2>/dev/null
   rm -rf "$TMP"
+  # berthd keeps its bridge and nft table across restarts (as dockerd keeps docker0); the
+  # bench's own ones go with it.
+  ip link del "$BENCH_BRIDGE" 2>/dev/null
+  nft delete table inet "berth_$BENCH_BRIDGE" 2>/dev/null
   if [ "$STARTED_DOCKERD" = 1 ]; then "$ANCHORS/stop-peers.sh" >/dev/null 2>&1; fi
 }
 trap cleanup EXIT
 
 log "starting berthd on unix://$SOCK (data root $TMP/data)"
 setsid "$BIN/berthd" -H "unix://$SOCK" --data-root "$TMP/data" --exec-root "$TMP/e" \
+  --bridge "$BENCH_BRIDGE" --bip 10.219.0.1/24 \
   --pidfile "$TMP/pid" --config-file /nonexistent -l warn </dev/null >"$TMP/berthd.log" 2>&1 &
 BERTHD_PID=$!
 for _ in $(seq 1 300); do
