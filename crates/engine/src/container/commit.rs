@@ -54,7 +54,7 @@ impl Containers {
             changes: req.changes.clone(),
             author: (!req.author.is_empty()).then(|| req.author.clone()),
             message: (!req.comment.is_empty()).then(|| req.comment.clone()),
-            created_by: Some(created_by(&rec.path, &rec.args)),
+            created_by: Some(rec.command_line()),
             config: Some(image_config(&rec.config, req.config.as_ref())),
         };
         // A frozen container writes nothing while its layer is read.
@@ -167,12 +167,6 @@ fn image_config(c: &ContainerConfig, over: Option<&ContainerConfig>) -> ImageCon
             .extend(o.labels.clone());
     }
     out
-}
-
-fn created_by(path: &str, args: &[String]) -> String {
-    let mut parts = vec![path.to_string()];
-    parts.extend(args.iter().cloned());
-    parts.join(" ")
 }
 
 #[cfg(test)]
