@@ -353,6 +353,35 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The v1 `tasks` files, opened for a new process to join its cgroup by itself with
+    /// [`join_self`]. Writing a pid to `cgroup.procs` takes the kernel's global threadgroup
+    /// lock, whose first writer after a quiet spell waits out an RCU grace period (10-25 ms
+    /// here); a single thread moving itself through `tasks` does not. The kernel checks the
+    /// opener's credentials, so a parent may open them for a child in a user namespace.
+    pub fn v1_join_files(&self) -> Result<Vec<OwnedFd>> {
+        self.v1
+            .iter()
+            .map(|d| {
+                let p = d.path.join("tasks");
+                rustix::fs::open(&p, OFlags::WRONLY | OFlags::CLOEXEC, FsMode::empty())
+                    .map_err(|e| Error::io("open", &p, e.into()))
+            })
+            .collect()
+    }
+
+    /// Moves a process into the cgroup2 directory only (the v1 hierarchies joined with
+    /// [`join_self`], or none).
+    pub fn add_pid_unified(&self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            return Err(Error::invalid("pid", format!("{pid} is not a process id")));
+        }
+        if let Some(dir) = self.unified.as_deref() {
+            let mut nb = fsutil::NumBuf::new();
+            CgDir::open(dir)?.write("cgroup.procs", nb.fmt_i64(pid as i64))?;
+        }
+        Ok(())
+    }
+
     /// The directory whose membership is authoritative for pids/kill: v2 in unified mode,
     /// otherwise the freezer hierarchy (what freezing acts on), or any v1 one.
     fn procs_dir(&self) -> Option<&Path> {
@@ -620,6 +649,15 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
         if ent.file_type().is_ok_and(|t| t.is_dir()) {
             collect_pids(&ent.path(), out)?;
         }
+    }
+    Ok(())
+}
+
+/// Moves the calling thread into the cgroups whose `tasks` files are `files` (from
+/// [`Cgroup::v1_join_files`]). Called by a single-threaded process, this moves the process.
+pub fn join_self(files: &[OwnedFd]) -> std::io::Result<()> {
+    for f in files {
+        rustix::io::write(f, b"0")?;
     }
     Ok(())
 }

@@ -51,7 +51,7 @@ pub mod stats;
 mod v1;
 mod v2;
 
-pub use cgroup::{Cgroup, V1Dir, FREEZE_TIMEOUT};
+pub use cgroup::{join_self, Cgroup, V1Dir, FREEZE_TIMEOUT};
 pub use error::{Error, Result};
 pub use layout::{Layout, Mode, ProcCgroups};
 pub use oom::{OomEvent, OomWatcher};
