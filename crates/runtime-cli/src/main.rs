@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use berth_runtime::exec::{ExecOptions, ExecOverrides};
 use berth_runtime::{
-    container, default_spec, exe_seal, exec, features, manage, run, spec, CreateOptions, Root,
+    container, default_spec, exe_seal, exec, exec_trampoline, features, manage, run, spec,
+    CreateOptions, Root,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -221,6 +222,7 @@ impl CreateArgs {
             console_socket: self.console_socket.as_deref().map(absolute),
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
+            exec_trampoline: None,
         }
     }
 }
@@ -271,9 +273,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 .with_context(|| format!("write {}", path.display()))?;
         }
         Command::Create { c } => {
-            seal(&root)?;
-            tracing::debug!("running sealed");
-            container::create(&root, &c.options(), None)?;
+            let opts = protect(&root, c.options())?;
+            container::create(&root, &opts, None)?;
         }
         Command::Start { id } => container::start(&root, &id)?,
         Command::State { id } => {
@@ -283,9 +284,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Kill { all, id, signal } => container::kill(&root, &id, &signal, all)?,
         Command::Delete { force, id } => container::delete(&root, &id, force)?,
         Command::Run { c, detach, keep } => {
-            seal(&root)?;
-            tracing::debug!("running sealed");
-            let code = run::run(&root, &c.options(), detach, keep)?;
+            let opts = protect(&root, c.options())?;
+            let code = run::run(&root, &opts, detach, keep)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => print_list(&root, format, quiet)?,
@@ -452,7 +452,31 @@ fn render(e: &anyhow::Error) -> String {
 /// ourselves (CVE-2019-5736).
 fn seal(root: &Root) -> anyhow::Result<()> {
     tracing::debug!("sealing the runtime binary");
-    exe_seal::reexec_sealed(&root.path).context("re-execute from a sealed copy of berth-runtime")
+    exe_seal::reexec_sealed(&root.path)
+        .context("re-execute from a sealed copy of berth-runtime")?;
+    tracing::debug!("running sealed");
+    Ok(())
+}
+
+/// The CVE-2019-5736 protection for a new container: a sealed trampoline for
+/// its final execve where that is enough, else a sealed copy of ourselves.
+/// A bundle that cannot be read is left to `create` to report.
+fn protect(root: &Root, mut opts: CreateOptions) -> anyhow::Result<CreateOptions> {
+    let trampoline = spec::load(&opts.bundle)
+        .ok()
+        .filter(exec_trampoline::suffices)
+        .and_then(|_| match exec_trampoline::create() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::debug!("no exec trampoline ({e})");
+                None
+            }
+        });
+    match trampoline {
+        Some(fd) => opts.exec_trampoline = Some(std::sync::Arc::new(fd)),
+        None => seal(root)?,
+    }
+    Ok(opts)
 }
 
 fn print_list(root: &Root, format: Format, quiet: bool) -> anyhow::Result<()> {

@@ -35,17 +35,19 @@ fn no_runtime_descriptor_leaks_into_the_container() {
     }
 }
 
-/// CVE-2019-5736: what /proc/PID/exe of the waiting init names is a sealed
-/// copy; writing through it cannot touch the berth-runtime on disk.
+/// CVE-2019-5736, first route: a container that shares a pid namespace
+/// could open /proc/PID/exe of the waiting init. There init runs from a
+/// sealed memfd copy or a detached read-only overlay of the binary's
+/// directory, never from the binary on disk.
 #[test]
 fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
     let env = Env::new();
-    let b = env.bundle(&["true"]);
+    let mut b = env.bundle(&["true"]);
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "pid");
     let id = env.id("exe");
     env.create(&b, &id);
     let pid = env.state(&id)["pid"].as_i64().unwrap();
-    // Init runs from a sealed memfd copy or a detached read-only overlay of
-    // the binary's directory, never from the binary on disk.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     let fs_type = std::process::Command::new("stat")
         .args(["-f", "-c", "%T", &format!("/proc/{pid}/exe")])
@@ -72,11 +74,54 @@ fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
         before,
         "runtime binary changed"
     );
-    // And a process that re-executes /proc/self/exe runs the sealed copy.
-    let b2 = env.bundle(&["/proc/self/exe", "--version"]);
-    let (_, out, _) = env.run(&b2, "selfexe");
-    assert!(!out.contains("pwned"));
-    assert_eq!(std::fs::read(BIN).unwrap(), before);
+}
+
+/// CVE-2019-5736, second route: the user's program is /proc/self/exe, or a
+/// script with it as interpreter, so that the kernel would start the runtime
+/// binary inside the container. With a pid namespace of its own init skips
+/// the sealed re-execution and executes the program through a sealed
+/// trampoline, which is all /proc/self/exe can name then.
+#[test]
+fn proc_self_exe_as_the_program_never_reaches_the_runtime_binary() {
+    let env = Env::new();
+    let before = std::fs::read(BIN).unwrap();
+    let b = env.bundle(&["/proc/self/exe", "--version"]);
+    let (code, out, err) = env.run(&b, "selfexe");
+    assert!(!out.contains("berth-runtime"), "{out}");
+    assert_ne!(code, 0, "{out} {err}");
+
+    let b = env.bundle(&["/evil"]);
+    std::fs::write(b.rootfs().join("evil"), "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(
+        b.rootfs().join("evil"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (code, out, err) = env.run(&b, "selfinterp");
+    assert!(!out.contains("berth-runtime"), "{out}");
+    assert_ne!(code, 0, "{out} {err}");
+    assert_eq!(
+        std::fs::read(BIN).unwrap(),
+        before,
+        "runtime binary changed"
+    );
+}
+
+/// An init that runs the runtime binary from disk (see above) admits no
+/// exec before it is started.
+#[test]
+fn exec_into_a_created_container_with_an_unsealed_init_is_refused() {
+    let env = Env::new();
+    let b = env.bundle(&["true"]);
+    let id = env.id("execcreated");
+    env.create(&b, &id);
+    let out = env.exec(&["exec", &id, "true"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("created but not started"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Mount destinations are resolved inside the rootfs: an absolute symlink

@@ -23,6 +23,9 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// A sealed [`crate::exec_trampoline`] for init's final execve, given
+    /// when the caller did not re-execute from a sealed copy of itself.
+    pub exec_trampoline: Option<std::sync::Arc<OwnedFd>>,
 }
 
 /// Undoes a half-done create: kills init, removes the cgroup and the state
@@ -60,6 +63,12 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         .map_err(|e| Error::config("bundle", format!("{}: {e}", opts.bundle.display())))?;
     let spec = spec::load(&bundle)?;
     spec::validate(&spec, true)?;
+    if opts.exec_trampoline.is_some() && !crate::exec_trampoline::suffices(&spec) {
+        return Err(Error::config(
+            "config.json",
+            "changed while the container was being created",
+        ));
+    }
     // As runc: hooks and relative paths see the bundle as the working directory.
     std::env::set_current_dir(&bundle).context(|| format!("chdir {}", bundle.display()))?;
     let rootfs = spec::rootfs(&spec, &bundle)?;
@@ -132,29 +141,23 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         None => None,
     };
 
-    // Where the cgroup will be. As root on cgroup v1 it is made once init
-    // runs (below), in parallel with init's rootfs work. On v2 it is made
-    // first so that init is cloned straight into it; without root, first to
-    // learn whether there is one at all.
+    // The cgroup is made before init exists. Init is cloned straight into its
+    // cgroup2 directory (unified mode, or the companion in hybrid mode) and
+    // moves itself into the v1 hierarchies: having the parent write init's
+    // pid there would wait out an RCU grace period (see v1_join_files).
     let mut cg = Cgroup::for_spec(spec.linux().as_ref(), &opts.id)?;
     let resources = cgroup_resources(&spec);
     let rootless = sys::geteuid() != 0;
-    let early_cgroup = rootless || cg.mode() == berth_cgroups::Mode::Unified;
-    let mut cgroup = Some(cg.clone());
-    let mut cgroup_fd = None;
-    if early_cgroup {
-        // Recorded first: if we are killed while it is made, `delete` still
-        // finds it.
-        state.cgroup = Some(cg.clone());
-        root.save(&state)?;
-        if create_cgroup(&mut cg, &resources, rootless)? {
-            if cg.mode() == berth_cgroups::Mode::Unified {
-                cgroup_fd = cg.open_dir().ok();
-            }
-        } else {
-            cgroup = None;
-        }
-    }
+    // Recorded first: if we are killed while it is made, `delete` still
+    // finds it.
+    state.cgroup = Some(cg.clone());
+    root.save(&state)?;
+    let (cgroup, cgroup_fd, cgroup_join) = if create_cgroup(&mut cg, &resources, rootless)? {
+        let join = cg.v1_join_files()?;
+        (Some(cg.clone()), cg.open_dir().ok(), join)
+    } else {
+        (None, None, Vec::new())
+    };
     guard.cgroup = cgroup.clone();
     state.cgroup = cgroup.clone();
     // Recorded at once: if we are killed from here on, `delete` still finds
@@ -191,6 +194,8 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
                 .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
         parent_hooks,
         cgroup_paths: &cgroup_paths,
+        cgroup_join: &cgroup_join,
+        exec_trampoline: opts.exec_trampoline.as_deref(),
         preserve_fds: opts.preserve_fds,
         seccomp: seccomp.as_ref(),
         idmapped: &idmapped,
@@ -206,22 +211,15 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     guard.pid = pid;
     drop(child_sock);
 
-    // Init prepares its rootfs while we make its cgroup and move it in (the
-    // move waits for an RCU grace period on cgroup v1). Nothing of the
+    // Init prepares its rootfs while we write its id maps. Nothing of the
     // container's runs before init is released. If init failed meanwhile, its
     // own message says more than the error we meet trying to reach it.
     let released = (|| -> Result<()> {
-        if !early_cgroup {
-            create_cgroup(&mut cg, &resources, false)?;
-            // The clone knows which parent directories it made, for clean-up.
-            guard.cgroup = Some(cg.clone());
-        }
         if plan.new_userns() {
             namespaces::write_id_maps(&spec, pid)?;
         }
         if cgroup.is_some() && !in_cgroup {
-            cg.add_pid(pid)?;
-            tracing::debug!("create {}: init joined its cgroup", opts.id);
+            cg.add_pid_unified(pid)?;
         }
         if let Some(adj) = process.oom_score_adj() {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())

@@ -36,6 +36,16 @@ pub fn is_sealed() -> bool {
     std::env::var_os(SEALED_ENV).is_some() && on_readonly_overlay(&f)
 }
 
+/// True when process `pid` runs from a sealed memfd or a read-only overlay.
+pub fn exe_protected(pid: i32) -> bool {
+    let Ok(f) = std::fs::File::open(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    // SAFETY: fcntl on our own descriptor.
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+    (seals >= 0 && seals & SEALS == SEALS) || on_readonly_overlay(&f)
+}
+
 fn on_readonly_overlay(f: &std::fs::File) -> bool {
     let fs = rustix::fs::fstatfs(f).map(|s| s.f_type == OVERLAYFS_SUPER_MAGIC);
     let ro =
@@ -139,20 +149,5 @@ fn execveat_self(fd: &OwnedFd) -> io::Error {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
-    e.push(std::ptr::null());
-    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, null-terminated arrays.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            a.as_ptr(),
-            e.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    io::Error::last_os_error()
+    crate::sys::execveat_fd(fd, &argv, &envp)
 }

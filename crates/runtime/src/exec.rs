@@ -170,6 +170,13 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32> {
             status: status.to_string(),
         });
     }
+    // An init created with the exec trampoline runs the runtime binary from
+    // disk until it is started: nothing may join it before (CVE-2019-5736).
+    if status == Status::Created && !crate::exe_seal::exe_protected(state.pid) {
+        return Err(Error::Init(
+            "cannot exec in a container that is created but not started: start it first".into(),
+        ));
+    }
     spec::validate_process(&o.process, "process")?;
     let spec = spec::load(&state.bundle)?;
     let caps = CapSets::from_spec(o.process.capabilities().as_ref(), "process.capabilities")?;
@@ -327,7 +334,7 @@ fn exec_child(c: &ExecChild) -> ! {
     match result {
         Ok(exec) => {
             process::install_late_seccomp(c.seccomp, Some(c.process));
-            process::exec_now(&exec)
+            process::exec_now(&exec, None)
         }
         Err(e) => init::fail_to_parent(c.sync, &e),
     }

@@ -45,6 +45,10 @@ pub struct InitArgs<'a> {
     pub in_userns: bool,
     pub parent_hooks: bool,
     pub cgroup_paths: &'a [PathBuf],
+    /// The cgroup v1 `tasks` files init writes itself into.
+    pub cgroup_join: &'a [OwnedFd],
+    /// What the user's process is executed through, if anything.
+    pub exec_trampoline: Option<&'a OwnedFd>,
     pub preserve_fds: u32,
     pub seccomp: Option<&'a berth_seccomp::CompiledFilter>,
     pub idmapped: &'a [rootfs::idmap::IdmappedTree],
@@ -68,9 +72,9 @@ pub fn recv(sync: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
-/// Where init waits until the parent has put it in its cgroup (and written
-/// its id maps). Passing it the first time also does what needs the cgroup:
-/// becoming root of a user namespace and unsharing the cgroup namespace.
+/// Where init waits until the parent has written its id maps and sent the
+/// state. Passing it the first time also does what needs the cgroup and the
+/// maps: becoming root of a user namespace and unsharing the cgroup namespace.
 struct Gate<'a> {
     a: &'a InitArgs<'a>,
     state_json: std::cell::RefCell<Option<Vec<u8>>>,
@@ -195,16 +199,16 @@ fn setup(a: &InitArgs) -> Result<(Exec, Vec<u8>)> {
         sys::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
     }
     unblock_signals();
+    // First, so that everything init does is charged to the container.
+    berth_cgroups::join_self(a.cgroup_join).context(|| "join the container's cgroup".into())?;
 
     let spec = a.spec;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| Error::config("process", "missing"))?;
-    // The parent is moving us into our cgroup meanwhile; on cgroup v1 that
-    // waits for an RCU grace period, so the rootfs is prepared in parallel.
-    // Everything that must happen inside the cgroup waits at the gate: the
-    // cgroup namespace and cgroup mounts, hooks, the user's process.
+    // What needs the parent's go (id maps, the state for hooks) waits at the
+    // gate: the cgroup namespace and cgroup mounts, hooks, the user's process.
     let gate = Gate::new(a);
     if a.in_userns {
         // Without its id maps a user namespace is of no use yet.
@@ -391,5 +395,5 @@ fn exec_after_start(a: &InitArgs, exec: Exec, state_json: &[u8]) -> ! {
         let _ = writeln!(std::io::stderr(), "berth-runtime: {e}");
         std::process::exit(1);
     }
-    process::exec_now(&exec)
+    process::exec_now(&exec, a.exec_trampoline)
 }

@@ -11,6 +11,7 @@ pub mod default_spec;
 pub mod error;
 pub mod exe_seal;
 pub mod exec;
+pub mod exec_trampoline;
 pub mod features;
 mod hooks;
 mod init;

@@ -121,8 +121,21 @@ pub fn install_late_seccomp(
 /// Executes the process. Descriptors were marked close-on-exec in
 /// `finalize`, and everything opened since is close-on-exec by construction.
 /// Never returns.
-pub fn exec_now(exec: &Exec) -> ! {
-    let err = sys::execve(&exec.path, &exec.argv, &exec.env);
+pub fn exec_now(exec: &Exec, trampoline: Option<&OwnedFd>) -> ! {
+    let err = match trampoline {
+        // The trampoline reports failures tersely: say what fails early.
+        Some(fd) => match rustix::fs::access(exec.path.as_c_str(), rustix::fs::Access::EXEC_OK) {
+            Err(e) => e.into(),
+            Ok(()) => {
+                let mut argv = Vec::with_capacity(exec.argv.len() + 2);
+                argv.push(crate::exec_trampoline::ARGV0.to_owned());
+                argv.push(exec.path.clone());
+                argv.extend(exec.argv.iter().cloned());
+                sys::execveat_fd(fd, &argv, &exec.env)
+            }
+        },
+        None => sys::execve(&exec.path, &exec.argv, &exec.env),
+    };
     let _ = writeln!(
         std::io::stderr(),
         "berth-runtime: exec {:?}: {err}",
