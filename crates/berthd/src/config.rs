@@ -33,7 +33,7 @@ struct DaemonJson {
 struct RuntimeEntry {
     path: PathBuf,
     #[serde(default, rename = "runtimeArgs")]
-    _args: Vec<String>,
+    args: Vec<String>,
 }
 
 pub struct Resolved {
@@ -95,6 +95,9 @@ pub fn resolve(flags: &Flags) -> Result<Resolved> {
         }
     }
     for (name, r) in dj.runtimes.unwrap_or_default() {
+        if !r.args.is_empty() {
+            engine.runtime_args.insert(name.clone(), r.args);
+        }
         engine.runtimes.insert(name, r.path);
     }
     for a in &flags.add_runtimes {

@@ -11,6 +11,8 @@ pub struct EngineConfig {
     pub exec_root: PathBuf,
     /// OCI runtimes by name; `default_runtime` names the one used when a container asks none.
     pub runtimes: BTreeMap<String, PathBuf>,
+    /// daemon.json's `runtimeArgs`: global options given before each runtime command.
+    pub runtime_args: BTreeMap<String, Vec<String>>,
     pub default_runtime: String,
     /// The `berth-monitor` binary.
     pub monitor: PathBuf,
@@ -32,6 +34,7 @@ impl EngineConfig {
             data_root,
             exec_root,
             runtimes: BTreeMap::new(),
+            runtime_args: BTreeMap::new(),
             default_runtime: "berth-runtime".to_string(),
             monitor: PathBuf::from("berth-monitor"),
             insecure_registries: Vec::new(),
@@ -69,5 +72,11 @@ impl EngineConfig {
             .filter(|n| !n.is_empty())
             .unwrap_or(&self.default_runtime);
         self.runtimes.get(name).cloned()
+    }
+    pub fn runtime_args(&self, name: Option<&str>) -> Vec<String> {
+        let name = name
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.default_runtime);
+        self.runtime_args.get(name).cloned().unwrap_or_default()
     }
 }

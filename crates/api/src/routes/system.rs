@@ -114,7 +114,14 @@ async fn info(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         .config
         .runtimes
         .iter()
-        .map(|(k, v)| (k.clone(), json!({ "path": v })))
+        .map(|(k, v)| {
+            let args = e.config.runtime_args(Some(k));
+            let mut r = json!({ "path": v });
+            if !args.is_empty() {
+                r["runtimeArgs"] = json!(args);
+            }
+            (k.clone(), r)
+        })
         .collect();
     let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         "2"

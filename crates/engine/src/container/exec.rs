@@ -230,7 +230,7 @@ impl Containers {
             exec_id: Some(ex.id.clone()),
             runtime,
             runtime_root: self.config.runtime_root(),
-            runtime_args: Vec::new(),
+            runtime_args: self.config.runtime_args(Some(&c.runtime)),
             bundle: None,
             process_json: Some(pjson),
             tty: cfg.tty,
