@@ -195,3 +195,36 @@ pub fn attach(run_dir: &Path, req: AttachRequest) -> Result<UnixStream, Error> {
         .map_err(|e| Error::io("send the attach header".into(), e))?;
     Ok(sock)
 }
+
+/// Waits, up to `limit`, for the monitor that last ran in `run_dir` to end.
+/// After answering waits it still deletes the container from the runtime;
+/// until it ends, the container id and the run directory are its own.
+pub fn wait_gone(run_dir: &Path, limit: std::time::Duration) {
+    let Some(pid) = std::fs::read_to_string(run_dir.join(paths::MONITOR_PID))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|&p| p > 0)
+    else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_micros(500);
+    while is_live_monitor(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The pid names a running (not zombie) berth-monitor: pids are reused.
+fn is_live_monitor(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "PID (COMM) STATE ...": COMM may hold spaces and parentheses.
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = &stat[open + 1..close];
+    let state = stat[close + 1..].trim_start().chars().next();
+    comm == "berth-monitor" && !matches!(state, Some('Z') | Some('X'))
+}

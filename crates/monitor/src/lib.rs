@@ -19,7 +19,9 @@ mod stderr_log;
 mod sys;
 mod timefmt;
 
-pub use client::{attach, attach_socket_path, read_exit, spawn, status_or_exit, Control, Ready};
+pub use client::{
+    attach, attach_socket_path, read_exit, spawn, status_or_exit, wait_gone, Control, Ready,
+};
 pub use config::{Kind, MonitorConfig};
 pub use monitor::run;
 pub use protocol::{AttachRequest, ExitInfo, State, Status};

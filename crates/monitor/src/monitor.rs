@@ -67,7 +67,9 @@ pub fn run(config_path: &Path) -> i32 {
     };
     ready_line(&ready);
     sys::stdout_to_devnull();
-    match m.serve() {
+    let served = m.serve();
+    m.release();
+    match served {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("poll loop failed: {e}");
@@ -500,17 +502,6 @@ impl Monitor {
         }
         self.outputs.clear();
         self.pty = None;
-        // Delete before anyone hears of the exit: berthd may reuse the id
-        // (restart policy) as soon as wait returns.
-        if self.cfg.kind == Kind::Container {
-            if let Err(e) = self.rt.run(
-                &["delete", "--force", &self.cfg.id],
-                ChildStdio::null(),
-                None,
-            ) {
-                tracing::warn!("runtime delete: {e}");
-            }
-        }
         let Some(exit) = self.exit.clone() else {
             return;
         };
@@ -532,6 +523,22 @@ impl Monitor {
         }
         for a in &mut self.attaches {
             a.closing = true;
+        }
+    }
+
+    /// Gives the container back to the runtime, after everyone heard of the
+    /// exit: that answer does not wait for the runtime. berthd waits for this
+    /// process to end before it reuses the id or removes the run directory.
+    fn release(&self) {
+        if self.cfg.kind != Kind::Container || !self.finished {
+            return;
+        }
+        if let Err(e) = self.rt.run(
+            &["delete", "--force", &self.cfg.id],
+            ChildStdio::null(),
+            None,
+        ) {
+            tracing::warn!("runtime delete: {e}");
         }
     }
 

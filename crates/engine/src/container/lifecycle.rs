@@ -16,6 +16,7 @@ fn runtime_cmd(c: &Containers, rec: &Container) -> Result<tokio::process::Comman
         .ok_or_else(|| Error::invalid(format!("unknown runtime {}", rec.runtime)))?;
     let mut cmd = tokio::process::Command::new(rt);
     cmd.arg("--root").arg(c.config.runtime_root());
+    cmd.args(c.config.runtime_args(Some(&rec.runtime)));
     cmd.stdin(std::process::Stdio::null());
     Ok(cmd)
 }
@@ -394,10 +395,11 @@ impl Containers {
         let cdir = self.config.container_dir(&id);
         tokio::task::spawn_blocking(move || {
             let _ = berth_image::snapshot::unmount_rootfs(&run_dir.join("rootfs"));
-            let _ = std::fs::remove_dir_all(&run_dir);
             if let Err(e) = svc.snapshots.remove_rw(&id) {
                 tracing::warn!(id, error = %e, "removing the writable layer");
             }
+            berth_monitor::wait_gone(&run_dir, super::MONITOR_GRACE);
+            let _ = std::fs::remove_dir_all(&run_dir);
             let _ = std::fs::remove_dir_all(&cdir);
         })
         .await

@@ -28,6 +28,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
+/// How long a finished container's monitor may take to give the container
+/// back to the runtime before its id or run directory is reused anyway.
+const MONITOR_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Counts {
     pub total: usize,
     pub running: usize,

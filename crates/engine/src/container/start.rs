@@ -106,7 +106,13 @@ impl Containers {
         let rec = entry.snapshot();
         let id = rec.id.clone();
         let run_dir = self.run_dir(&id);
-        // A previous run's monitor files would confuse the new monitor's clients.
+        // The previous run's monitor may still be deleting the container from
+        // the runtime, and its files would confuse the new monitor's clients.
+        let rd = run_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            berth_monitor::wait_gone(&rd, super::MONITOR_GRACE);
+        })
+        .await;
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(&run_dir)?;
         let rootfs = run_dir.join("rootfs");
@@ -337,7 +343,7 @@ impl Containers {
             exec_id: None,
             runtime,
             runtime_root: self.config.runtime_root(),
-            runtime_args: Vec::new(),
+            runtime_args: self.config.runtime_args(Some(&rec.runtime)),
             bundle: Some(bundle),
             process_json: None,
             tty: rec.config.tty,
