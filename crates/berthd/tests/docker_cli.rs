@@ -35,6 +35,31 @@ fn version_and_info() {
     assert!(plain.contains("Server Version"), "{plain}");
 }
 
+/// daemon.json `runtimes` with `runtimeArgs`: `docker info` lists them, and they reach the
+/// runtime as global options (here `--debug`, which fills the runtime's log).
+#[test]
+fn daemon_json_runtime_args_reach_the_runtime() {
+    let runtime = common::bin("berth-runtime");
+    let d = Daemon::start_with_config(Some(serde_json::json!({
+        "runtimes": { "dbg": { "path": runtime, "runtimeArgs": ["--debug"] } }
+    })));
+    let rts = d
+        .docker(&["info", "--format", "{{json .Runtimes.dbg}}"])
+        .ok();
+    let rts: serde_json::Value = serde_json::from_str(rts.trim()).expect("json");
+    assert_eq!(rts["runtimeArgs"], serde_json::json!(["--debug"]), "{rts}");
+    let id = d
+        .docker(&["run", "-d", "--runtime", "dbg", "busybox", "true"])
+        .ok()
+        .trim()
+        .to_string();
+    d.docker(&["wait", &id]).ok();
+    let log = std::fs::read_to_string(d.root().join("e/c").join(&id).join("runtime.log"))
+        .expect("runtime.log");
+    assert!(log.contains(r#""level":"debug""#), "{log}");
+    d.docker(&["rm", &id]).ok();
+}
+
 #[test]
 fn load_and_images() {
     let d = Daemon::start_bare();

@@ -194,7 +194,12 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon with busybox:latest loaded.
     pub fn start() -> Daemon {
-        let d = Daemon::start_bare();
+        Daemon::start_with_config(None)
+    }
+
+    /// A daemon with busybox:latest loaded, reading `daemon_json` as its --config-file.
+    pub fn start_with_config(daemon_json: Option<serde_json::Value>) -> Daemon {
+        let d = Daemon::start_bare_with_config(daemon_json);
         let tar = anchor_images().join("busybox-docker.tar");
         assert!(
             tar.exists(),
@@ -208,11 +213,18 @@ impl Daemon {
 
     /// A daemon with no image.
     pub fn start_bare() -> Daemon {
+        Daemon::start_bare_with_config(None)
+    }
+
+    fn start_bare_with_config(daemon_json: Option<serde_json::Value>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("bd")
             .tempdir_in("/tmp")
             .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("dockercfg")).expect("dockercfg dir");
+        if let Some(cfg) = daemon_json {
+            std::fs::write(dir.path().join("daemon.json"), cfg.to_string()).expect("daemon.json");
+        }
         let (bridge, bip) = free_bridge_subnet();
         let d = Daemon {
             dir,
@@ -261,7 +273,11 @@ impl Daemon {
             .arg(r.join("e"))
             .arg("--pidfile")
             .arg(r.join("pid"))
-            .args(["--config-file", "/nonexistent"])
+            .arg("--config-file")
+            .arg(match r.join("daemon.json") {
+                p if p.exists() => p,
+                _ => PathBuf::from("/nonexistent"),
+            })
             .args(["--bridge", &self.bridge, "--bip", &self.bip])
             .args(["--default-address-pool", "10.214.0.0/16"])
             .env("RUST_BACKTRACE", "1")
@@ -588,6 +604,10 @@ impl Daemon {
 /// A bridge name and a free /24 (no host route into it yet) for a private daemon's default
 /// bridge, picked from the test process's pid so parallel tests differ.
 fn free_bridge_subnet() -> (String, String) {
+    // Tests of one process run in parallel threads and a daemon makes its bridge only once it
+    // runs: remember what was handed out.
+    static GIVEN: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     let seed = std::process::id() as usize;
     for i in 0..250 {
@@ -598,7 +618,8 @@ fn free_bridge_subnet() -> (String, String) {
             .lines()
             .any(|l| l.split_whitespace().nth(1) == Some(dest.as_str()));
         let name = format!("bd{}x{n}", seed % 100000);
-        if !taken && !Path::new("/sys/class/net").join(&name).exists() {
+        if !taken && !given.contains(&n) && !Path::new("/sys/class/net").join(&name).exists() {
+            given.insert(n);
             return (name, format!("10.213.{n}.1/24"));
         }
     }
