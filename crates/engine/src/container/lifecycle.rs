@@ -78,7 +78,7 @@ impl Containers {
         self.teardown_network(&entry).await;
         self.forget_execs(&rec.id);
         let code = info.exit_code as i64;
-        let _ = self.update(&entry, |c| {
+        let record = |c: &mut Container| {
             c.state.running = false;
             c.state.paused = false;
             c.state.restarting = false;
@@ -91,7 +91,12 @@ impl Containers {
             } else {
                 info.finished_at.clone()
             };
-        });
+        };
+        let _ = if rec.host_config.auto_remove {
+            self.update_volatile(&entry, record)
+        } else {
+            self.update(&entry, record)
+        };
         let rec = entry.snapshot();
         self.publish(&rec, "die", &[("exitCode", code.to_string())]);
         if info.oom_killed {
@@ -384,7 +389,7 @@ impl Containers {
                 rec.id
             )));
         }
-        let _ = self.update(&entry, |c| {
+        let _ = self.update_volatile(&entry, |c| {
             c.state.status = "removing".into();
             c.state.restarting = false;
             c.manually_stopped = true;
@@ -522,6 +527,13 @@ impl Containers {
                 .await;
                 if !rec.netns_path.is_empty() {
                     self.teardown_network(&entry).await;
+                }
+                // An --rm container that exited before a crash is removed now, as dockerd does.
+                if rec.host_config.auto_remove && rec.has_been_started {
+                    if let Err(e) = self.remove(&rec.id, true, true).await {
+                        tracing::warn!(id = %rec.id, error = %e, "auto-remove failed");
+                    }
+                    continue;
                 }
             }
             if rec.state.running {

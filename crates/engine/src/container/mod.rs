@@ -258,6 +258,26 @@ impl Containers {
         entry: &Entry,
         f: impl FnOnce(&mut Container) -> T,
     ) -> Result<T> {
+        self.write_update(entry, f, true)
+    }
+
+    /// [`Self::update`] without the fsyncs, for states a crash may lose: the
+    /// last ones of a container on its way to removal. After a crash the
+    /// daemon finds its monitor gone and finishes the job.
+    pub(crate) fn update_volatile<T>(
+        &self,
+        entry: &Entry,
+        f: impl FnOnce(&mut Container) -> T,
+    ) -> Result<T> {
+        self.write_update(entry, f, false)
+    }
+
+    fn write_update<T>(
+        &self,
+        entry: &Entry,
+        f: impl FnOnce(&mut Container) -> T,
+        durable: bool,
+    ) -> Result<T> {
         let mut rec = entry
             .rec
             .lock()
@@ -267,10 +287,12 @@ impl Containers {
         if before.is_some() && before == serde_json::to_vec(&*rec).ok() {
             return Ok(out);
         }
-        crate::store::write_json(
-            &self.config.container_dir(&rec.id).join("container.json"),
-            &*rec,
-        )?;
+        let path = self.config.container_dir(&rec.id).join("container.json");
+        if durable {
+            crate::store::write_json(&path, &*rec)?;
+        } else {
+            crate::store::write_json_volatile(&path, &*rec)?;
+        }
         Ok(out)
     }
 
