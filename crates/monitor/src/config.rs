@@ -46,6 +46,12 @@ pub struct MonitorConfig {
     pub log_max_files: u32,
     /// Where the monitor keeps its sockets, pid files and exit.json.
     pub run_dir: PathBuf,
+    /// berth-runtime's exec fifo for this container: when set, the monitor
+    /// starts the container by writing to it, as `berth-runtime start` does,
+    /// instead of running that command (one process less per start). Only
+    /// for berth-runtime and a spec without poststart hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_fifo: Option<PathBuf>,
 }
 
 fn one() -> u32 {

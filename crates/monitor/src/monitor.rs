@@ -381,8 +381,13 @@ impl Monitor {
         self.take_pending_attaches();
         match self.cfg.kind {
             Kind::Container => {
-                self.rt
-                    .run(&["start", &self.cfg.id], ChildStdio::null(), None)?;
+                match &self.cfg.start_fifo {
+                    Some(fifo) => start_through_fifo(fifo)?,
+                    None => {
+                        self.rt
+                            .run(&["start", &self.cfg.id], ChildStdio::null(), None)?;
+                    }
+                }
                 self.started = true;
                 Ok(self.pid.unwrap_or(0))
             }
@@ -992,6 +997,25 @@ impl Write for FdWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// berth-runtime's `start`: one byte into the exec fifo releases init, and
+/// the fifo's absence marks the container running.
+fn start_through_fifo(fifo: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(fifo)
+        .map_err(|e| match e.raw_os_error() {
+            // No reader: init is gone.
+            Some(libc::ENXIO) => "container not running".to_string(),
+            _ => format!("open {}: {e}", fifo.display()),
+        })?;
+    f.write_all(&[0])
+        .map_err(|e| format!("write {}: {e}", fifo.display()))?;
+    drop(f);
+    std::fs::remove_file(fifo).map_err(|e| format!("remove {}: {e}", fifo.display()))
 }
 
 fn wait_line(exit: &ExitInfo) -> Vec<u8> {

@@ -337,6 +337,7 @@ impl Containers {
             .config
             .runtime_path(Some(&rec.runtime))
             .ok_or_else(|| Error::invalid(format!("unknown runtime {}", rec.runtime)))?;
+        let start_fifo = berth_runtime_fifo(&runtime, &self.config.runtime_root(), id);
         let mcfg = MonitorConfig {
             kind: Kind::Container,
             id: id.clone(),
@@ -353,6 +354,7 @@ impl Containers {
             log_max_size: max_size,
             log_max_files: max_files,
             run_dir: run_dir.to_path_buf(),
+            start_fifo,
         };
         let mcfg_path = run_dir.join("monitor.json");
         crate::store::write_json_volatile(&mcfg_path, &mcfg)?;
@@ -438,4 +440,11 @@ fn mkdir_in_root(root: &Path, path: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// berth-runtime's exec fifo for container `id` under runtime root `root`, which the monitor
+/// writes itself instead of running `berth-runtime start` (berthd's specs have no poststart
+/// hooks); None for any other runtime. berth-runtime documents this as stable.
+fn berth_runtime_fifo(runtime: &Path, root: &Path, id: &str) -> Option<PathBuf> {
+    (runtime.file_name()? == "berth-runtime").then(|| root.join(id).join("exec.fifo"))
 }

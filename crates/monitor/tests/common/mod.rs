@@ -134,6 +134,7 @@ impl Env {
             log_max_size: None,
             log_max_files: 1,
             run_dir,
+            start_fifo: None,
         }
     }
 
@@ -166,6 +167,7 @@ impl Env {
             log_max_size: None,
             log_max_files: 1,
             run_dir,
+            start_fifo: None,
         }
     }
 
