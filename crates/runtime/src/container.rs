@@ -159,10 +159,12 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
         (None, None, Vec::new())
     };
     guard.cgroup = cgroup.clone();
-    state.cgroup = cgroup.clone();
-    // Recorded at once: if we are killed from here on, `delete` still finds
-    // the cgroup (and below, init) to remove.
-    root.save(&state)?;
+    if state.cgroup != cgroup {
+        // Rootless without a cgroup, or a hybrid host whose cgroup2 part
+        // could not be used: record what there is.
+        state.cgroup = cgroup.clone();
+        root.save(&state)?;
+    }
     let cgroup_paths: Vec<PathBuf> = cgroup
         .iter()
         .flat_map(|c| c.paths())
@@ -225,9 +227,11 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .context(|| "set oom_score_adj".into())?;
         }
+        // Not saved yet: if we are killed before init is ready, init meets a
+        // closed socket and exits, and `delete` kills whatever is left in the
+        // cgroup recorded above.
         state.pid = pid;
         state.pid_start_time = crate::state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
-        root.save(&state)?;
         // Init's hooks get the state with its pid, which only we know.
         let mut go = vec![msg::GO];
         serde_json::to_writer(&mut go, &state.to_oci_json(Status::Creating))
@@ -467,9 +471,10 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         })?;
     f.write_all(&[0]).context(|| "write exec fifo".into())?;
     drop(f);
+    // The fifo's absence is what makes the container running (live_status);
+    // the state file keeps saying created.
     std::fs::remove_file(&fifo).context(|| "remove exec fifo".into())?;
     state.status = Status::Running;
-    root.save(&state)?;
     let json = serde_json::to_vec(&state.to_oci_json(Status::Running)).unwrap_or_default();
     hooks::run_all_warn(
         "poststart",
