@@ -264,6 +264,7 @@ pub async fn run(cfg: Resolved) -> Result<()> {
             root.display()
         );
     }
+    crate::exec_root::prepare(&cfg.engine.exec_root)?;
     if let Some(dir) = cfg.pidfile.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -296,6 +297,12 @@ pub async fn run(cfg: Resolved) -> Result<()> {
         let _ = std::fs::remove_file(s);
     }
     let _ = std::fs::remove_file(&cfg.pidfile);
+    let counts = engine.containers.counts();
+    let exec_root = cfg.engine.exec_root.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::exec_root::release(&exec_root, counts.running + counts.paused > 0)
+    })
+    .await;
     drop(lock);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! if asked) and owns images, containers, networks and volumes.
 
 mod config;
+mod exec_root;
 
 use anyhow::{Context, Result};
 use clap::Parser;

@@ -117,6 +117,12 @@ impl Drop for PrivateDaemon {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+        // berthd takes its exec-root tmpfs away when it stops cleanly; make sure.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path().join("e"))
+            .stderr(Stdio::null())
+            .status();
         // The default bridge and its NAT table belong to this daemon only.
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
