@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use berth_engine::volumes::mountinfo_unescape;
 
 /// The mount's source name, by which berthd recognises its own tmpfs.
 const SOURCE: &str = "berthd-exec";
@@ -81,38 +82,6 @@ fn is_ours(dir: &Path) -> bool {
         let mount_point = left.split(' ').nth(4).unwrap_or_default();
         let mut r = right.split(' ');
         let (fstype, source) = (r.next().unwrap_or_default(), r.next().unwrap_or_default());
-        unescape(mount_point) == want && fstype == "tmpfs" && source == SOURCE
+        mountinfo_unescape(mount_point) == want && fstype == "tmpfs" && source == SOURCE
     })
-}
-
-/// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unescape;
-
-    #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape(r"/tmp/a\040b\011c\134d"), "/tmp/a b\tc\\d");
-        assert_eq!(unescape(r"/run/berth"), "/run/berth");
-        assert_eq!(unescape(r"/x\04"), r"/x\04");
-    }
 }

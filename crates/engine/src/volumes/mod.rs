@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use copy::copy_tree;
+pub use mount::mountinfo_unescape;
 
 /// Label Docker (≥ 23) puts on anonymous volumes; `prune` removes only those by default.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";

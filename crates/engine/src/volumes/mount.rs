@@ -108,11 +108,12 @@ pub fn is_mountpoint(path: &Path) -> io::Result<bool> {
     Ok(info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape(mp) == want))
+        .any(|mp| mountinfo_unescape(mp) == want))
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
+/// A path field of /proc/self/mountinfo decoded: it escapes space, tab, newline and
+/// backslash as `\ooo`.
+pub fn mountinfo_unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -140,7 +141,7 @@ mod tests {
         let (f, d) = parse_o("size=10m,ro,uid=1000");
         assert!(f.contains(MsFlags::MS_RDONLY));
         assert_eq!(d, "size=10m,uid=1000");
-        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(mountinfo_unescape("/a\\040b"), "/a b");
         let mut o = BTreeMap::new();
         o.insert("type".to_string(), "tmpfs".to_string());
         assert!(validate(&o).is_err());
