@@ -28,12 +28,7 @@ pub fn is_sealed() -> bool {
     let Ok(f) = std::fs::File::open("/proc/self/exe") else {
         return false;
     };
-    // SAFETY: fcntl on our own descriptor.
-    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
-    if seals >= 0 && seals & SEALS == SEALS {
-        return true;
-    }
-    std::env::var_os(SEALED_ENV).is_some() && on_readonly_overlay(&f)
+    is_sealed_memfd(&f) || (std::env::var_os(SEALED_ENV).is_some() && on_readonly_overlay(&f))
 }
 
 /// True when process `pid` runs from a sealed memfd or a read-only overlay.
@@ -41,9 +36,22 @@ pub fn exe_protected(pid: i32) -> bool {
     let Ok(f) = std::fs::File::open(format!("/proc/{pid}/exe")) else {
         return false;
     };
+    is_sealed_memfd(&f) || on_readonly_overlay(&f)
+}
+
+fn is_sealed_memfd(f: &std::fs::File) -> bool {
     // SAFETY: fcntl on our own descriptor.
     let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
-    (seals >= 0 && seals & SEALS == SEALS) || on_readonly_overlay(&f)
+    seals >= 0 && seals & SEALS == SEALS
+}
+
+/// Makes a memfd's contents final: no write, resize or further seal.
+pub(crate) fn seal_memfd(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on our own descriptor.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn on_readonly_overlay(f: &std::fs::File) -> bool {
@@ -85,10 +93,7 @@ pub fn reexec_sealed(scratch: &Path) -> io::Result<()> {
         }
         copied += n as u64;
     }
-    // SAFETY: fcntl on our own descriptor.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    seal_memfd(&memfd)?;
     Err(execveat_self(&memfd))
 }
 

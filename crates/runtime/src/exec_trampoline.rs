@@ -43,7 +43,7 @@
 //! ```
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, LinuxSeccompAction, Spec};
 
@@ -116,12 +116,7 @@ pub fn create() -> io::Result<OwnedFd> {
         while written < code.len() {
             written += rustix::io::write(&fd, &code[written..])?;
         }
-        const SEALS: libc::c_int =
-            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-        // SAFETY: fcntl on our own descriptor.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::exe_seal::seal_memfd(&fd)?;
         Ok(fd)
     }
 }
@@ -164,6 +159,7 @@ fn allows_execveat(s: &LinuxSeccomp) -> bool {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
     use std::process::Command;
 
     fn run(args: &[&str]) -> std::process::Output {
