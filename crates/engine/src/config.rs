@@ -67,16 +67,18 @@ impl EngineConfig {
     pub fn runtime_root(&self) -> PathBuf {
         self.exec_root.join("runtime")
     }
+    /// The runtime a container asking for `name` gets: that one, or the default.
+    fn runtime_name<'a>(&'a self, name: Option<&'a str>) -> &'a str {
+        name.filter(|n| !n.is_empty())
+            .unwrap_or(&self.default_runtime)
+    }
     pub fn runtime_path(&self, name: Option<&str>) -> Option<PathBuf> {
-        let name = name
-            .filter(|n| !n.is_empty())
-            .unwrap_or(&self.default_runtime);
-        self.runtimes.get(name).cloned()
+        self.runtimes.get(self.runtime_name(name)).cloned()
     }
     pub fn runtime_args(&self, name: Option<&str>) -> Vec<String> {
-        let name = name
-            .filter(|n| !n.is_empty())
-            .unwrap_or(&self.default_runtime);
-        self.runtime_args.get(name).cloned().unwrap_or_default()
+        self.runtime_args
+            .get(self.runtime_name(name))
+            .cloned()
+            .unwrap_or_default()
     }
 }
