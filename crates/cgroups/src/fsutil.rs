@@ -17,6 +17,26 @@ pub(crate) struct CgDir<'p> {
     path: &'p Path,
 }
 
+/// A control file of a [`CgDir`] held open.
+pub(crate) struct CgFile<'d, 'p> {
+    dir: &'d CgDir<'p>,
+    file: &'d str,
+    fd: OwnedFd,
+}
+
+impl CgFile<'_, '_> {
+    /// One write(2) of the whole value, as [`CgDir::write`].
+    pub(crate) fn write(&self, value: &[u8]) -> Result<()> {
+        rustix::io::write(&self.fd, value).map_err(|e| Error::Write {
+            path: self.dir.file_path(self.file),
+            value: String::from_utf8_lossy(value).into_owned(),
+            source: e.into(),
+        })?;
+        tracing::trace!(dir = %self.dir.path.display(), file = self.file, value = %String::from_utf8_lossy(value), "cgroup write");
+        Ok(())
+    }
+}
+
 impl<'p> CgDir<'p> {
     pub(crate) fn open(path: &'p Path) -> Result<CgDir<'p>> {
         let fd = rustix::fs::open(
@@ -65,6 +85,23 @@ impl<'p> CgDir<'p> {
                 source: e.into(),
             }),
         }
+    }
+
+    /// Opens a control file for a series of writes, each one command (device rules: the
+    /// kernel takes one per write, and a container gets a score of them).
+    pub(crate) fn open_file<'d>(&'d self, file: &'d str) -> Result<CgFile<'d, 'p>> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            file,
+            OFlags::WRONLY | OFlags::APPEND | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", self.file_path(file), e.into()))?;
+        Ok(CgFile {
+            dir: self,
+            file,
+            fd,
+        })
     }
 
     pub(crate) fn write_num(&self, file: &str, v: i64) -> Result<()> {

@@ -450,14 +450,19 @@ fn apply_blkio<D: V1Dirs + ?Sized>(dirs: &D, b: &oci_spec::runtime::LinuxBlockIo
 /// trap: the kernel reads any rule of type 'a' as "everything", whatever its numbers and
 /// access, so a partial wildcard-type rule has to be split into a char and a block rule.
 fn apply_devices(d: &CgDir<'_>, rules: &[DeviceRule]) -> Result<()> {
+    let (mut allow, mut deny) = (None, None);
     for r in rules {
-        let file = if r.allow {
-            "devices.allow"
+        let (slot, name) = if r.allow {
+            (&mut allow, "devices.allow")
         } else {
-            "devices.deny"
+            (&mut deny, "devices.deny")
+        };
+        let file = match slot {
+            Some(f) => f,
+            None => slot.insert(d.open_file(name)?),
         };
         if r.is_wildcard() {
-            d.write(file, b"a")?;
+            file.write(b"a")?;
             continue;
         }
         let types: &[u8] = match r.typ {
@@ -468,7 +473,7 @@ fn apply_devices(d: &CgDir<'_>, rules: &[DeviceRule]) -> Result<()> {
         for t in types {
             let mut line = [0u8; 64];
             let n = format_v1_rule(&mut line, *t, r);
-            d.write(file, &line[..n])?;
+            file.write(&line[..n])?;
         }
     }
     Ok(())

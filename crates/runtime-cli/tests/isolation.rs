@@ -329,6 +329,24 @@ fn cgroup_mount_is_the_containers_own() {
     }
 }
 
+/// Without a cgroup namespace the container's own cgroup directories are bound in, and
+/// the `ro` option of the cgroup mount reaches every one of them, not just the tmpfs.
+#[test]
+fn cgroup_mount_without_namespace_is_read_only_throughout() {
+    let env = Env::new();
+    let script = "for d in /sys/fs/cgroup /sys/fs/cgroup/memory /sys/fs/cgroup/pids; do \
+        awk -v m=$d '$5 == m { split($6, o, \",\"); print m, o[1] }' /proc/self/mountinfo; done; \
+        mkdir /sys/fs/cgroup/memory/sub 2>/dev/null && echo made-sub; \
+        touch /sys/fs/cgroup/new 2>/dev/null && echo made-file; \
+        test -r /sys/fs/cgroup/memory/memory.limit_in_bytes && echo readable";
+    let b = env.bundle(&["sh", "-c", script]);
+    let out = env.run_ok(&b, "cgro");
+    assert_eq!(
+        out,
+        "/sys/fs/cgroup ro\n/sys/fs/cgroup/memory ro\n/sys/fs/cgroup/pids ro\nreadable\n"
+    );
+}
+
 #[test]
 fn rootfs_propagation_shared_applies_after_pivot() {
     let env = Env::new();

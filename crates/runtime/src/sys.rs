@@ -440,12 +440,28 @@ fn mount_setattr(target: &OwnedFd, recursive: bool, attr: &MountAttr) -> io::Res
 
 /// Makes a mount and every mount below it read-only (the `rro` option).
 pub fn set_recursive_readonly(target: &OwnedFd) -> io::Result<()> {
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    set_recursive_flags(target, libc::MS_RDONLY)
+}
+
+/// Sets `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV` and `MS_NOEXEC` of `ms_flags` on a mount and
+/// every mount below it, in one call; other bits are ignored. Flags already set stay set.
+pub fn set_recursive_flags(target: &OwnedFd, ms_flags: libc::c_ulong) -> io::Result<()> {
+    let mut attr_set = 0;
+    for (ms, attr) in [
+        (libc::MS_RDONLY, 0x1),
+        (libc::MS_NOSUID, 0x2),
+        (libc::MS_NODEV, 0x4),
+        (libc::MS_NOEXEC, 0x8),
+    ] {
+        if ms_flags & ms != 0 {
+            attr_set |= attr;
+        }
+    }
     mount_setattr(
         target,
         true,
         &MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY,
+            attr_set,
             attr_clr: 0,
             propagation: 0,
             userns_fd: 0,
