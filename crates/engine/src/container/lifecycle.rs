@@ -398,17 +398,19 @@ impl Containers {
         let run_dir = self.run_dir(&id);
         let svc = self.images.svc.clone();
         let cdir = self.config.container_dir(&id);
+        let rootfs = run_dir.join("rootfs");
         tokio::task::spawn_blocking(move || {
-            let _ = berth_image::snapshot::unmount_rootfs(&run_dir.join("rootfs"));
+            let _ = berth_image::snapshot::unmount_rootfs(&rootfs);
             if let Err(e) = svc.snapshots.remove_rw(&id) {
                 tracing::warn!(id, error = %e, "removing the writable layer");
             }
-            berth_monitor::wait_gone(&run_dir, super::MONITOR_GRACE);
-            let _ = std::fs::remove_dir_all(&run_dir);
             let _ = std::fs::remove_dir_all(&cdir);
         })
         .await
         .map_err(|e| Error::internal("removing the container", e))?;
+        // The monitor may still be giving the container back to the runtime (`delete`,
+        // milliseconds). Its run directory is nobody else's, so the removal does not wait.
+        super::remove_run_dir_later(run_dir);
         for mp in &rec.mounts {
             if mp.kind == "volume" {
                 self.volume_remove_user(&mp.name, &rec.id);

@@ -103,7 +103,14 @@ impl Containers {
             let id = e.file_name().to_string_lossy().into_owned();
             let path = e.path().join("container.json");
             crate::store::remove_temp_files(&e.path());
-            match crate::store::read_json::<Container>(&path) {
+            // Empty: an --rm container's record (not forced to disk) after a power loss.
+            let empty = std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
+            let record = if empty {
+                Ok(None)
+            } else {
+                crate::store::read_json::<Container>(&path)
+            };
+            match record {
                 Ok(Some(rec)) => {
                     let (run, _) = watch::channel(RunState {
                         exit_code: rec.state.exit_code,
@@ -141,6 +148,7 @@ impl Containers {
             daemon_id,
         });
         me.clone().recover().await;
+        me.remove_orphan_run_dirs();
         // Endpoints of containers that are gone (removed or died while the daemon was down).
         let live: Vec<String> = me
             .all()
@@ -296,6 +304,26 @@ impl Containers {
         Ok(out)
     }
 
+    /// Run directories of containers that have no record: left by a removal the daemon
+    /// did not finish (it was stopped or killed), or by a create that crashed half-way.
+    fn remove_orphan_run_dirs(&self) {
+        let Ok(dir) = std::fs::read_dir(self.config.exec_root.join("c")) else {
+            return;
+        };
+        let known: std::collections::BTreeSet<String> = self
+            .entries
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for e in dir.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !known.contains(&id) {
+                tracing::info!(id, "removing the run directory of a removed container");
+                remove_run_dir_later(e.path());
+            }
+        }
+    }
+
     pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
         self.config.run_dir(id)
     }
@@ -403,4 +431,27 @@ fn dir_size(p: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// Removes a removed container's run directory once its monitor is gone, in the
+/// background. Its rootfs mount point must be unmounted and empty first: removing files
+/// through a mounted overlay would reach into image layers.
+pub(crate) fn remove_run_dir_later(run_dir: PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        berth_monitor::wait_gone(&run_dir, MONITOR_GRACE);
+        let rootfs = run_dir.join("rootfs");
+        let _ = berth_image::snapshot::unmount_rootfs(&rootfs);
+        match std::fs::remove_dir(&rootfs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(run_dir = %run_dir.display(), error = %e,
+                    "run directory left alone: its rootfs is still mounted or not empty");
+                return;
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&run_dir) {
+            tracing::warn!(run_dir = %run_dir.display(), error = %e, "removing a run directory");
+        }
+    });
 }
