@@ -46,20 +46,24 @@ pub fn daemon() -> Option<Daemon> {
 
 /// A /24 for the private daemon's default bridge that no route of the host uses yet.
 fn free_bridge_subnet() -> (String, String) {
+    // Tests of one process run in parallel threads, and a daemon makes its bridge (and its
+    // route) only once it runs: remember what was handed out.
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<usize>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     let seed = std::process::id() as usize;
     for i in 0..250 {
         let n = (seed * 7 + i) % 250 + 1;
         // /proc/net/route prints the destination little-endian: 10.211.n.0 → 00 n D3 0A.
         let dest = format!("00{n:02X}D30A");
-        if !routes
+        let taken = routes
             .lines()
-            .any(|l| l.split_whitespace().nth(1) == Some(dest.as_str()))
-        {
-            return (
-                format!("bt{}x{n}", seed % 100000),
-                format!("10.211.{n}.1/24"),
-            );
+            .any(|l| l.split_whitespace().nth(1) == Some(dest.as_str()));
+        let name = format!("bt{}x{n}", seed % 100000);
+        if !taken && !given.contains(&n) && !Path::new("/sys/class/net").join(&name).exists() {
+            given.insert(n);
+            return (name, format!("10.211.{n}.1/24"));
         }
     }
     panic!("no free 10.211.x.0/24 for a test bridge");
