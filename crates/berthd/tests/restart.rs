@@ -125,3 +125,55 @@ fn sigterm_exits_while_containers_run() {
     assert!(d.stop(), "berthd did not exit within 30 s of SIGTERM");
     d.spawn();
 }
+
+/// A removal gives its answer once the container is gone from the daemon's state; its files
+/// (record, writable layer, run directory) follow in the background. Whatever a daemon that
+/// was stopped half-way left behind, the next one takes away.
+#[test]
+fn removed_containers_leave_no_files() {
+    let d = Daemon::start();
+    let data = d.root().join("data");
+    let gone = |id: &str| {
+        let paths = [
+            data.join("containers").join(id),
+            data.join("containers").join(format!(".removed-{id}")),
+            data.join("snapshots").join(format!("rw-{id}")),
+            d.root().join("e").join("c").join(id),
+        ];
+        wait_for("a removed container's files to go", LONG, || {
+            paths.iter().all(|p| !p.exists()).then_some(())
+        });
+    };
+    let rm_id = d.docker(&["create", "--rm", "busybox", "true"]).ok();
+    d.docker(&["start", "-a", &rm_id]).ok();
+    gone(&rm_id);
+    let id = d.run_d(&["busybox", "true"]);
+    d.wait_status(&id, "exited");
+    d.docker(&["rm", &id]).ok();
+    gone(&id);
+
+    // What an unfinished removal leaves: a record set aside, a writable layer and a run
+    // directory of a container the daemon no longer knows.
+    d.stop();
+    let ghost = "0123456789abcdef".repeat(4);
+    let leftovers = [
+        data.join("containers").join(format!(".removed-{ghost}")),
+        data.join("snapshots")
+            .join(format!("rw-{ghost}"))
+            .join("fs"),
+        d.root().join("e").join("c").join(&ghost).join("rootfs"),
+    ];
+    for p in &leftovers {
+        std::fs::create_dir_all(p).expect("leftover dir");
+        std::fs::write(p.join("file"), b"x").ok();
+    }
+    // The rootfs mount point must be empty to go.
+    std::fs::remove_file(leftovers[2].join("file")).expect("empty rootfs");
+    d.spawn();
+    gone(&ghost);
+    // A live container keeps everything.
+    let live = d.run_d(&["busybox", "sleep", "1000"]);
+    assert!(data.join("containers").join(&live).exists());
+    assert!(data.join("snapshots").join(format!("rw-{live}")).exists());
+    d.docker(&["rm", "-f", &live]).ok();
+}

@@ -257,6 +257,22 @@ impl SnapshotStore {
     pub fn remove_rw(&self, key: &str) -> Result<()> {
         remove_dir_if_exists(&self.rw_dir(key)?)
     }
+
+    /// Keys of every writable layer in the store.
+    pub fn rw_keys(&self) -> Result<Vec<String>> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx(|| format!("read {}", self.dir.display())),
+        };
+        Ok(rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix(RW_PREFIX).map(str::to_owned)
+            })
+            .collect())
+    }
 }
 
 fn remove_dir_if_exists(p: &Path) -> Result<()> {

@@ -93,7 +93,7 @@ impl Containers {
             };
         };
         let _ = if rec.host_config.auto_remove {
-            self.update_volatile(&entry, record)
+            self.update_in_memory(&entry, record)
         } else {
             self.update(&entry, record)
         };
@@ -389,25 +389,24 @@ impl Containers {
                 rec.id
             )));
         }
-        let _ = self.update_volatile(&entry, |c| {
+        let removing = |c: &mut Container| {
             c.state.status = "removing".into();
             c.state.restarting = false;
             c.manually_stopped = true;
-        });
+        };
+        let _ = if rec.host_config.auto_remove {
+            self.update_in_memory(&entry, removing)
+        } else {
+            self.update_volatile(&entry, removing)
+        };
         let id = rec.id.clone();
         let run_dir = self.run_dir(&id);
-        let svc = self.images.svc.clone();
-        let cdir = self.config.container_dir(&id);
         let rootfs = run_dir.join("rootfs");
-        tokio::task::spawn_blocking(move || {
-            let _ = berth_image::snapshot::unmount_rootfs(&rootfs);
-            if let Err(e) = svc.snapshots.remove_rw(&id) {
-                tracing::warn!(id, error = %e, "removing the writable layer");
-            }
-            let _ = std::fs::remove_dir_all(&cdir);
-        })
-        .await
-        .map_err(|e| Error::internal("removing the container", e))?;
+        tokio::task::spawn_blocking(move || berth_image::snapshot::unmount_rootfs(&rootfs))
+            .await
+            .map_err(|e| Error::internal("removing the container", e))?
+            .ok();
+        super::remove_record_and_layer(&self.config, self.images.svc.snapshots.clone(), &id);
         // The monitor may still be giving the container back to the runtime (`delete`,
         // milliseconds). Its run directory is nobody else's, so the removal does not wait.
         super::remove_run_dir_later(run_dir);

@@ -32,6 +32,10 @@ use tokio::sync::{oneshot, watch};
 /// back to the runtime before its id or run directory is reused anyway.
 const MONITOR_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A removed container's record directory is renamed to this prefix plus its id, and
+/// deleted in the background: the rename is what removes the container.
+const REMOVED_PREFIX: &str = ".removed-";
+
 pub struct Counts {
     pub total: usize,
     pub running: usize,
@@ -101,6 +105,9 @@ impl Containers {
         let mut entries = BTreeMap::new();
         for e in std::fs::read_dir(&dir)?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            if id.starts_with(REMOVED_PREFIX) {
+                continue;
+            }
             let path = e.path().join("container.json");
             crate::store::remove_temp_files(&e.path());
             // Empty: an --rm container's record (not forced to disk) after a power loss.
@@ -148,7 +155,7 @@ impl Containers {
             daemon_id,
         });
         me.clone().recover().await;
-        me.remove_orphan_run_dirs();
+        me.remove_leftovers();
         // Endpoints of containers that are gone (removed or died while the daemon was down).
         let live: Vec<String> = me
             .all()
@@ -280,6 +287,20 @@ impl Containers {
         self.write_update(entry, f, false)
     }
 
+    /// Changes the record of a container on its way to removal without writing it: after
+    /// a crash the record on disk (running, or exited) leads to the same removal.
+    pub(crate) fn update_in_memory<T>(
+        &self,
+        entry: &Entry,
+        f: impl FnOnce(&mut Container) -> T,
+    ) -> Result<T> {
+        let mut rec = entry
+            .rec
+            .lock()
+            .map_err(|_| Error::Internal("container record poisoned".into()))?;
+        Ok(f(&mut rec))
+    }
+
     fn write_update<T>(
         &self,
         entry: &Entry,
@@ -296,12 +317,43 @@ impl Containers {
             return Ok(out);
         }
         let path = self.config.container_dir(&rec.id).join("container.json");
-        if durable {
+        // An --rm container's record is never forced to disk (see `create`).
+        if durable && !rec.host_config.auto_remove {
             crate::store::write_json(&path, &*rec)?;
         } else {
             crate::store::write_json_volatile(&path, &*rec)?;
         }
         Ok(out)
+    }
+
+    /// What removals the daemon did not finish (it was stopped or killed) left: records
+    /// set aside for deletion, writable layers and run directories without a record.
+    fn remove_leftovers(&self) {
+        let known: std::collections::BTreeSet<String> = self
+            .entries
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Ok(dir) = std::fs::read_dir(self.config.containers_dir()) {
+            for e in dir.flatten() {
+                if e.file_name().to_string_lossy().starts_with(REMOVED_PREFIX) {
+                    let path = e.path();
+                    tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path));
+                }
+            }
+        }
+        let snapshots = self.images.svc.snapshots.clone();
+        tokio::task::spawn_blocking(move || {
+            for key in snapshots.rw_keys().unwrap_or_default() {
+                if !known.contains(&key) {
+                    tracing::info!(key, "removing the writable layer of a removed container");
+                    if let Err(e) = snapshots.remove_rw(&key) {
+                        tracing::warn!(key, error = %e, "removing a writable layer");
+                    }
+                }
+            }
+        });
+        self.remove_orphan_run_dirs();
     }
 
     /// Run directories of containers that have no record: left by a removal the daemon
@@ -436,6 +488,37 @@ fn dir_size(p: &std::path::Path) -> u64 {
 /// Removes a removed container's run directory once its monitor is gone, in the
 /// background. Its rootfs mount point must be unmounted and empty first: removing files
 /// through a mounted overlay would reach into image layers.
+/// Takes a container's record directory and writable layer away: the record at once
+/// (renamed aside, so a restarted daemon no longer knows the container), the files in the
+/// background, where a directory full of files on a busy ext4 costs milliseconds.
+pub(crate) fn remove_record_and_layer(
+    config: &crate::config::EngineConfig,
+    snapshots: berth_image::snapshot::SnapshotStore,
+    id: &str,
+) {
+    let cdir = config.container_dir(id);
+    let trash = config
+        .containers_dir()
+        .join(format!("{REMOVED_PREFIX}{id}"));
+    let doomed = match std::fs::rename(&cdir, &trash) {
+        Ok(()) => Some(trash),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(id, error = %e, "setting a removed container's record aside");
+            Some(cdir)
+        }
+    };
+    let id = id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = snapshots.remove_rw(&id) {
+            tracing::warn!(id, error = %e, "removing the writable layer");
+        }
+        if let Some(d) = doomed {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    });
+}
+
 pub(crate) fn remove_run_dir_later(run_dir: PathBuf) {
     tokio::task::spawn_blocking(move || {
         berth_monitor::wait_gone(&run_dir, MONITOR_GRACE);
