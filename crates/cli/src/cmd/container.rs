@@ -16,6 +16,7 @@ use crate::client::{read_all, Query};
 use crate::format::{self, ellipsis, short_id, units};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     /// List containers
     #[command(visible_aliases = ["ps", "list"])]

@@ -14,6 +14,7 @@ use crate::progress::{self, Target};
 use crate::reference::Reference;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCmd {
     /// List images
     #[command(visible_aliases = ["list"])]

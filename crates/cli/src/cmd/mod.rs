@@ -49,7 +49,10 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// `defer`: a subcommand's flags are built only when it is the one invoked (here and in the
+/// nested command groups); building Docker's whole flag set was most of a command's start.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Show the client and daemon versions
     #[command(after_help = "Example:\n  berth version --format '{{.Server.Version}}'")]

@@ -9,6 +9,7 @@ use crate::client::Query;
 use crate::format::{self, short_id, units};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(CreateArgs),

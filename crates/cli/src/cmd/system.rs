@@ -15,6 +15,7 @@ use crate::client::{Client, Query, ReqBody, API_VERSION};
 use crate::format::{self, tabwriter::TabWriter, units, Template};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Show docker disk usage
     Df(df::DfArgs),

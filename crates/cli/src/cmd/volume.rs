@@ -9,6 +9,7 @@ use crate::client::Query;
 use crate::format;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume
     Create(CreateArgs),
