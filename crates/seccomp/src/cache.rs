@@ -67,7 +67,8 @@ impl FilterCache {
         let version =
             ScmpVersion::current().map_err(|e| Error::seccomp("reading libseccomp version", e))?;
         let mut h = Sha256::new();
-        h.update(b"berth-seccomp cache\0");
+        // "tree": programs dispatch on syscall numbers by binary tree (compile.rs).
+        h.update(b"berth-seccomp cache\0tree\0");
         h.update(canonical.as_bytes());
         h.update(format!(
             "\0{:?}\0{}.{}.{}\0{}",
