@@ -52,6 +52,11 @@ pub struct MonitorConfig {
     /// for berth-runtime and a spec without poststart hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_fifo: Option<PathBuf>,
+    /// Start the container as soon as it is created, before the ready line, instead of on
+    /// a `start` request: for a start no attach client waits on (nothing must be connected
+    /// before its first output). Saves the round trip through the spawner.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start_at_once: bool,
 }
 
 fn one() -> u32 {

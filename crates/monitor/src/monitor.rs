@@ -58,6 +58,14 @@ pub fn run(config_path: &Path) -> i32 {
             return 1;
         }
     };
+    if m.cfg.kind == Kind::Container && m.cfg.start_at_once {
+        if let Err(e) = m.start() {
+            tracing::error!("start: {e}");
+            cleanup_failed(&cfg);
+            ready_line(&protocol::error_line(&e));
+            return 1;
+        }
+    }
     let ready = match m.cfg.kind {
         Kind::Container => protocol::line(&PidReply {
             ok: true,

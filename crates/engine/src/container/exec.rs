@@ -241,6 +241,7 @@ impl Containers {
             log_max_files: 1,
             run_dir: ex.run_dir.clone(),
             start_fifo: None,
+            start_at_once: false,
         };
         let mpath = ex.run_dir.join("monitor.json");
         crate::store::write_json_volatile(&mpath, &mcfg)?;

@@ -338,6 +338,11 @@ impl Containers {
             .runtime_path(Some(&rec.runtime))
             .ok_or_else(|| Error::invalid(format!("unknown runtime {}", rec.runtime)))?;
         let start_fifo = berth_runtime_fifo(&runtime, &self.config.runtime_root(), id);
+        let pending: Vec<PendingAttach> = entry
+            .pending_attach
+            .lock()
+            .map(|mut p| p.drain(..).collect())
+            .unwrap_or_default();
         let mcfg = MonitorConfig {
             kind: Kind::Container,
             id: id.clone(),
@@ -355,18 +360,20 @@ impl Containers {
             log_max_files: max_files,
             run_dir: run_dir.to_path_buf(),
             start_fifo,
+            start_at_once: pending.is_empty(),
         };
         let mcfg_path = run_dir.join("monitor.json");
         crate::store::write_json_volatile(&mcfg_path, &mcfg)?;
         let monitor = self.config.monitor.clone();
         let rd = run_dir.to_path_buf();
-        let pending: Vec<PendingAttach> = entry
-            .pending_attach
-            .lock()
-            .map(|mut p| p.drain(..).collect())
-            .unwrap_or_default();
         let started = tokio::task::spawn_blocking(move || -> Result<i32> {
-            berth_monitor::spawn(&mcfg_path, &monitor).map_err(monitor_err)?;
+            let ready = berth_monitor::spawn(&mcfg_path, &monitor).map_err(monitor_err)?;
+            if pending.is_empty() {
+                // The monitor started it (`start_at_once`).
+                return ready
+                    .pid
+                    .ok_or_else(|| Error::Internal("the monitor did not report a pid".into()));
+            }
             // Attach clients connect before the process runs, so they miss no output.
             for p in pending {
                 let r =

@@ -135,6 +135,7 @@ impl Env {
             log_max_files: 1,
             run_dir,
             start_fifo: None,
+            start_at_once: false,
         }
     }
 
@@ -168,6 +169,7 @@ impl Env {
             log_max_files: 1,
             run_dir,
             start_fifo: None,
+            start_at_once: false,
         }
     }
 
