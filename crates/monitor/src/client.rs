@@ -25,6 +25,17 @@ pub struct Ready {
 /// the real monitor and exits at once; it is reaped here, so berthd keeps no
 /// child (or zombie) per container.
 pub fn spawn(config_path: &Path, monitor_binary: &Path) -> Result<Ready, Error> {
+    spawn_then(config_path, monitor_binary, || {})
+}
+
+/// [`spawn`] for a config with `expect_attaches`: `connect_attaches` runs once the
+/// monitor listens (while the runtime creates the container) and must connect that many
+/// attach clients; the ready line follows the start.
+pub fn spawn_then(
+    config_path: &Path,
+    monitor_binary: &Path,
+    connect_attaches: impl FnOnce(),
+) -> Result<Ready, Error> {
     let cfg = MonitorConfig::load(config_path)?;
     std::fs::create_dir_all(&cfg.run_dir)
         .map_err(|e| Error::io(format!("create {}", cfg.run_dir.display()), e))?;
@@ -46,24 +57,37 @@ pub fn spawn(config_path: &Path, monitor_binary: &Path) -> Result<Ready, Error> 
     let status = child
         .wait()
         .map_err(|e| Error::io("wait for the monitor".into(), e))?;
-    let mut line = String::new();
-    if let Some(out) = stdout {
-        BufReader::new(out.take(64 * 1024))
-            .read_line(&mut line)
-            .map_err(|e| Error::io("read the monitor's ready line".into(), e))?;
+    let mut out = stdout.map(|o| BufReader::new(o.take(64 * 1024)));
+    let mut next_reply = || -> Result<Reply, Error> {
+        let mut line = String::new();
+        if let Some(out) = out.as_mut() {
+            out.read_line(&mut line)
+                .map_err(|e| Error::io("read the monitor's ready line".into(), e))?;
+        }
+        if line.trim().is_empty() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = log.lines().last().unwrap_or("").to_string();
+            return Err(Error::Protocol(format!(
+                "the monitor exited ({status}) without a ready line: {last}"
+            )));
+        }
+        let reply: Reply = serde_json::from_str(line.trim())
+            .map_err(|e| Error::Protocol(format!("bad ready line {:?}: {e}", line.trim())))?;
+        if !reply.ok {
+            return Err(Error::Monitor(reply.error.unwrap_or_default()));
+        }
+        Ok(reply)
+    };
+    if cfg.start_at_once && cfg.expect_attaches > 0 {
+        let listening = next_reply()?;
+        if !listening.listening {
+            return Err(Error::Protocol(
+                "the monitor did not say it listens for attach clients".into(),
+            ));
+        }
+        connect_attaches();
     }
-    if line.trim().is_empty() {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let last = log.lines().last().unwrap_or("").to_string();
-        return Err(Error::Protocol(format!(
-            "the monitor exited ({status}) without a ready line: {last}"
-        )));
-    }
-    let reply: Reply = serde_json::from_str(line.trim())
-        .map_err(|e| Error::Protocol(format!("bad ready line {:?}: {e}", line.trim())))?;
-    if !reply.ok {
-        return Err(Error::Monitor(reply.error.unwrap_or_default()));
-    }
+    let reply = next_reply()?;
     let pidfile = cfg.run_dir.join(paths::MONITOR_PID);
     let monitor_pid = std::fs::read_to_string(&pidfile)
         .ok()

@@ -53,10 +53,14 @@ pub struct MonitorConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_fifo: Option<PathBuf>,
     /// Start the container as soon as it is created, before the ready line, instead of on
-    /// a `start` request: for a start no attach client waits on (nothing must be connected
-    /// before its first output). Saves the round trip through the spawner.
+    /// a `start` request. Saves the round trip through the spawner.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub start_at_once: bool,
+    /// With `start_at_once`: how many attach clients the spawner connects before the start
+    /// (they must miss no output). The monitor then prints a `listening` line once its
+    /// sockets exist, before `create`, and starts only when they are all connected.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expect_attaches: u32,
 }
 
 fn one() -> u32 {
@@ -86,4 +90,8 @@ impl MonitorConfig {
             _ => Ok(()),
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

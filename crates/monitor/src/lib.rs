@@ -20,7 +20,8 @@ mod sys;
 mod timefmt;
 
 pub use client::{
-    attach, attach_socket_path, read_exit, spawn, status_or_exit, wait_gone, Control, Ready,
+    attach, attach_socket_path, read_exit, spawn, spawn_then, status_or_exit, wait_gone, Control,
+    Ready,
 };
 pub use config::{Kind, MonitorConfig};
 pub use monitor::run;

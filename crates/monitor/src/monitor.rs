@@ -49,21 +49,36 @@ pub fn run(config_path: &Path) -> i32 {
             return 1;
         }
     };
+    let fail = |e: String| {
+        tracing::error!("{e}");
+        cleanup_failed(&cfg);
+        ready_line(&protocol::error_line(&e));
+        1
+    };
     let mut m = match Monitor::setup(&cfg) {
         Ok(m) => m,
-        Err(e) => {
-            tracing::error!("{e}");
-            cleanup_failed(&cfg);
-            ready_line(&protocol::error_line(&e));
-            return 1;
-        }
+        Err(e) => return fail(e),
     };
-    if m.cfg.kind == Kind::Container && m.cfg.start_at_once {
-        if let Err(e) = m.start() {
-            tracing::error!("start: {e}");
-            cleanup_failed(&cfg);
-            ready_line(&protocol::error_line(&e));
-            return 1;
+    let attaches = match (m.cfg.kind, m.cfg.start_at_once) {
+        (Kind::Container, true) => m.cfg.expect_attaches as usize,
+        _ => 0,
+    };
+    if attaches > 0 {
+        // The spawner connects its attach clients while the runtime creates.
+        ready_line(&protocol::line(&protocol::Listening {
+            ok: true,
+            listening: true,
+        }));
+    }
+    if m.cfg.kind == Kind::Container {
+        if let Err(e) = m.create() {
+            return fail(e);
+        }
+        if m.cfg.start_at_once {
+            m.wait_for_attaches(attaches, Duration::from_secs(10));
+            if let Err(e) = m.start() {
+                return fail(format!("start: {e}"));
+            }
         }
     }
     let ready = match m.cfg.kind {
@@ -251,7 +266,7 @@ impl Monitor {
             ),
             _ => None,
         };
-        let mut m = Monitor {
+        let m = Monitor {
             rt: Runtime::new(cfg),
             cfg: cfg.clone(),
             sigfd,
@@ -277,10 +292,44 @@ impl Monitor {
             controls: Vec::new(),
             attaches: Vec::new(),
         };
-        if m.cfg.kind == Kind::Container {
-            m.create()?;
-        }
         Ok(m)
+    }
+
+    /// Waits until `n` attach clients have connected and sent their request, or until
+    /// `limit` has passed (a spawner that died half-way must not hold the container).
+    fn wait_for_attaches(&mut self, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.take_pending_attaches();
+            let ready = self
+                .attaches
+                .iter()
+                .filter(|a| a.req.is_some() && !a.dead)
+                .count();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ready >= n || left.is_zero() {
+                if ready < n {
+                    tracing::warn!(ready, expected = n, "starting without every attach client");
+                }
+                return;
+            }
+            let mut fds = vec![libc::pollfd {
+                fd: self.attach.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            for a in self.attaches.iter().filter(|a| a.req.is_none() && !a.dead) {
+                fds.push(libc::pollfd {
+                    fd: a.sock.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            if sys::poll(&mut fds, ms).is_err() {
+                return;
+            }
+        }
     }
 
     /// `runtime create`: the container exists, its process waits for start.

@@ -65,6 +65,8 @@ pub(crate) struct Reply {
     #[serde(default)]
     pub pid: Option<i32>,
     #[serde(default)]
+    pub listening: bool,
+    #[serde(default)]
     pub state: Option<State>,
     #[serde(default)]
     pub exit_code: Option<i32>,
@@ -88,6 +90,13 @@ pub(crate) struct OkReply {
 pub(crate) struct PidReply {
     pub ok: bool,
     pub pid: i32,
+}
+
+/// The first line of a monitor expecting attach clients before it starts the container.
+#[derive(Serialize)]
+pub(crate) struct Listening {
+    pub ok: bool,
+    pub listening: bool,
 }
 
 #[derive(Serialize)]

@@ -242,6 +242,7 @@ impl Containers {
             run_dir: ex.run_dir.clone(),
             start_fifo: None,
             start_at_once: false,
+            expect_attaches: 0,
         };
         let mpath = ex.run_dir.join("monitor.json");
         crate::store::write_json_volatile(&mpath, &mcfg)?;

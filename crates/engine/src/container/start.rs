@@ -7,7 +7,7 @@ use super::mounts::bind_mount;
 use super::spec::{self, NetNs, SpecInputs};
 use super::{Containers, Entry, PendingAttach};
 use crate::error::{Error, Result};
-use berth_monitor::{Control, Kind, MonitorConfig};
+use berth_monitor::{Kind, MonitorConfig};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -360,30 +360,28 @@ impl Containers {
             log_max_files: max_files,
             run_dir: run_dir.to_path_buf(),
             start_fifo,
-            start_at_once: pending.is_empty(),
+            start_at_once: true,
+            expect_attaches: pending.len() as u32,
         };
         let mcfg_path = run_dir.join("monitor.json");
         crate::store::write_json_volatile(&mcfg_path, &mcfg)?;
         let monitor = self.config.monitor.clone();
         let rd = run_dir.to_path_buf();
         let started = tokio::task::spawn_blocking(move || -> Result<i32> {
-            let ready = berth_monitor::spawn(&mcfg_path, &monitor).map_err(monitor_err)?;
-            if pending.is_empty() {
-                // The monitor started it (`start_at_once`).
-                return ready
-                    .pid
-                    .ok_or_else(|| Error::Internal("the monitor did not report a pid".into()));
-            }
-            // Attach clients connect before the process runs, so they miss no output.
-            for p in pending {
-                let r =
-                    berth_monitor::attach(&rd, p.req).map_err(|e| Error::Internal(e.to_string()));
-                let _ = p.tx.send(r);
-            }
-            Control::connect(&rd)
-                .map_err(monitor_err)?
-                .start()
-                .map_err(monitor_err)
+            // Attach clients connect while the runtime creates the container, so they miss
+            // no output; the monitor starts it once they are all there.
+            let connect_attaches = || {
+                for p in pending {
+                    let r = berth_monitor::attach(&rd, p.req)
+                        .map_err(|e| Error::Internal(e.to_string()));
+                    let _ = p.tx.send(r);
+                }
+            };
+            let ready = berth_monitor::spawn_then(&mcfg_path, &monitor, connect_attaches)
+                .map_err(monitor_err)?;
+            ready
+                .pid
+                .ok_or_else(|| Error::Internal("the monitor did not report a pid".into()))
         })
         .await
         .map_err(|e| Error::internal("starting the container", e))?;

@@ -136,6 +136,7 @@ impl Env {
             run_dir,
             start_fifo: None,
             start_at_once: false,
+            expect_attaches: 0,
         }
     }
 
@@ -170,6 +171,7 @@ impl Env {
             run_dir,
             start_fifo: None,
             start_at_once: false,
+            expect_attaches: 0,
         }
     }
 
