@@ -91,6 +91,36 @@ fn output_exit_code_log_and_attach() {
     assert!(!is_alive(init));
 }
 
+/// `start_at_once` with attach clients: they connect while the runtime creates (between
+/// the listening and the ready line) and still get every byte; the ready line comes once
+/// the container runs.
+#[test]
+fn start_at_once_waits_for_its_attach_clients() {
+    let env = Env::new();
+    let id = env.id("once");
+    let bundle = env.bundle(&["sh", "-c", "echo first; echo second >&2"], false);
+    let mut cfg = env.container_config(&id, &bundle);
+    cfg.start_at_once = true;
+    cfg.expect_attaches = 2;
+    let path = env.write_config(&cfg);
+    let mut clients = Vec::new();
+    let ready = berth_monitor::spawn_then(&path, Path::new(MONITOR), || {
+        for _ in 0..2 {
+            clients.push(berth_monitor::attach(&cfg.run_dir, ALL).expect("attach"));
+        }
+    })
+    .expect("monitor ready");
+    assert!(ready.pid.is_some_and(|p| p > 0));
+    let exit = Control::connect(&cfg.run_dir).unwrap().wait().unwrap();
+    assert_eq!(exit.exit_code, 0);
+    for mut c in clients {
+        let (out, err) = read_all_frames(&mut c);
+        assert_eq!(String::from_utf8_lossy(&out), "first\n");
+        assert_eq!(String::from_utf8_lossy(&err), "second\n");
+    }
+    wait_gone(ready.monitor_pid);
+}
+
 #[test]
 fn stdin_from_attach_with_stdin_once() {
     let env = Env::new();
