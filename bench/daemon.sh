@@ -6,7 +6,8 @@
 #   root, makes sure the anchors' dockerd runs (start-peers.sh --no-registry), runs
 #   ../shared/anchors/bench.sh "" unix://<berthd socket> and prints the figures that matter:
 #   `docker run --rm busybox true` median, 50 x `docker run -d` wall time, idle daemon RSS,
-#   per-container monitor (shim) PSS, each with the berthd/dockerd ratio.
+#   per-container monitor (shim) PSS, each with the berthd/dockerd ratio; and berth's own
+#   client's run --rm against both daemons, with the docker CLI's floor (docker ps -q).
 # Environment:
 #   ANCHORS (default /work/shared/anchors)      where bench.sh and start-peers.sh live
 #   BERTH_ANCHOR_IMAGES (default /tmp/anchors-images)
@@ -96,6 +97,26 @@ log "running the anchors' bench (sections $SECTIONS, $RUNS runs) into $RES"
 DOCKER_HOST="unix://$ANCHOR_SOCK" "$ANCHORS/bench.sh" -i "$IMG" -o "$RES" -n "$RUNS" -s "$SECTIONS" \
   "" "unix://$SOCK" > "$RES/bench.out" 2>&1 || log "bench.sh exited $? (see $RES/bench.out)"
 
+# ---------- the clients' share ----------
+# The docker CLI alone takes ~40 ms a command here, most of a berthd run. Berth's own client
+# against both daemons shows the daemons' part; `docker ps -q` against berthd (answered at
+# once) is the docker CLI's floor.
+CLIENTS="$RES/raw/clients.json"
+if command -v hyperfine >/dev/null && [ -x "$BIN/berth" ]; then
+  log "timing berth's client against both daemons, and the docker CLI's floor"
+  hyperfine -N -w 3 -r "$RUNS" --export-json "$CLIENTS" \
+    -n berth-cli-berthd "$BIN/berth -H unix://$SOCK run --rm --network none busybox true" \
+    -n berth-cli-dockerd "$BIN/berth -H unix://$ANCHOR_SOCK run --rm --network none busybox true" \
+    -n docker-cli-floor "$DOCKER -H unix://$SOCK ps -q" >/dev/null 2>&1 ||
+    log "hyperfine of the clients failed"
+fi
+client_med() { # NAME -> median ms from the clients' hyperfine export
+  [ -s "$CLIENTS" ] || return 0
+  python3 -c 'import json,sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    if r["command"] == sys.argv[2]: print("%.1f" % (r["median"] * 1000))' "$CLIENTS" "$1"
+}
+
 # ---------- the figures ----------
 med() { # NAME -> median ms from timings.tsv
   awk -F'\t' -v n="$1" '$1 == n { printf "%.1f", $3 * 1000 }' "$RES/raw/timings.tsv" 2>/dev/null
@@ -116,11 +137,14 @@ shim_pss() { # ENGINE COMM_REGEX -> mean PSS MiB per process, over every with-N 
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-D_RUN="$(med engine1-docker-run-rm)"; B_RUN="$(med engine2-docker-run-rm)"
-D_CR="$(med engine1-docker-create-rm)"; B_CR="$(med engine2-docker-create-rm)"
-D_50="$(fifty engine1)"; B_50="$(fifty engine2)"
-D_RSS="$(idle_rss engine1)"; B_RSS="$(idle_rss engine2)"
-D_SHIM="$(shim_pss engine1 'containerd-shim')"; B_SHIM="$(shim_pss engine2 'berth-monitor')"
+# A section left out (-s) leaves its figures empty (n/a) instead of stopping the script.
+D_RUN="$(med engine1-docker-run-rm || true)"; B_RUN="$(med engine2-docker-run-rm || true)"
+D_CR="$(med engine1-docker-create-rm || true)"; B_CR="$(med engine2-docker-create-rm || true)"
+D_50="$(fifty engine1 || true)"; B_50="$(fifty engine2 || true)"
+D_RSS="$(idle_rss engine1 || true)"; B_RSS="$(idle_rss engine2 || true)"
+D_SHIM="$(shim_pss engine1 'containerd-shim' || true)"; B_SHIM="$(shim_pss engine2 'berth-monitor' || true)"
+D_BCLI="$(client_med berth-cli-dockerd || true)"; B_BCLI="$(client_med berth-cli-berthd || true)"
+FLOOR="$(client_med docker-cli-floor || true)"
 {
   echo "# berthd vs dockerd ($(date -u +%FT%TZ), load at end $(cut -d' ' -f1-3 /proc/loadavg))"
   echo
@@ -129,9 +153,11 @@ D_SHIM="$(shim_pss engine1 'containerd-shim')"; B_SHIM="$(shim_pss engine2 'bert
   echo "| docker run --rm busybox true, median ms | ${D_RUN:-n/a} | ${B_RUN:-n/a} | $(ratio "$B_RUN" "$D_RUN") |"
   echo "| docker rm \$(docker create busybox true), median ms | ${D_CR:-n/a} | ${B_CR:-n/a} | $(ratio "$B_CR" "$D_CR") |"
   echo "| 50 x docker run -d, s (median of reps) | ${D_50:-n/a} | ${B_50:-n/a} | $(ratio "$B_50" "$D_50") |"
+  echo "| berth run --rm busybox true (berth's client), median ms | ${D_BCLI:-n/a} | ${B_BCLI:-n/a} | $(ratio "$B_BCLI" "$D_BCLI") |"
   echo "| idle daemon RSS, MiB | ${D_RSS:-n/a} | ${B_RSS:-n/a} | $(ratio "$B_RSS" "$D_RSS") |"
   echo "| per-container shim/monitor PSS, MiB | ${D_SHIM:-n/a} | ${B_SHIM:-n/a} | $(ratio "${B_SHIM%% *}" "${D_SHIM%% *}") |"
   echo
+  echo "docker CLI floor (docker ps -q against berthd), median ms: ${FLOOR:-n/a}"
   echo "idle trees: dockerd: $(idle_by_comm engine1); berthd: $(idle_by_comm engine2)"
   echo
   echo "full tables: $RES/summary.md"
