@@ -342,31 +342,32 @@ impl Containers {
                 }
             }
         }
+        // Listed now, before the API serves: a container created meanwhile must not have its
+        // new writable layer taken for an orphan. Only the deletions wait.
         let snapshots = self.images.svc.snapshots.clone();
+        let orphans: Vec<String> = snapshots
+            .rw_keys()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| !known.contains(k))
+            .collect();
         tokio::task::spawn_blocking(move || {
-            for key in snapshots.rw_keys().unwrap_or_default() {
-                if !known.contains(&key) {
-                    tracing::info!(key, "removing the writable layer of a removed container");
-                    if let Err(e) = snapshots.remove_rw(&key) {
-                        tracing::warn!(key, error = %e, "removing a writable layer");
-                    }
+            for key in orphans {
+                tracing::info!(key, "removing the writable layer of a removed container");
+                if let Err(e) = snapshots.remove_rw(&key) {
+                    tracing::warn!(key, error = %e, "removing a writable layer");
                 }
             }
         });
-        self.remove_orphan_run_dirs();
+        self.remove_orphan_run_dirs(&known);
     }
 
     /// Run directories of containers that have no record: left by a removal the daemon
     /// did not finish (it was stopped or killed), or by a create that crashed half-way.
-    fn remove_orphan_run_dirs(&self) {
+    fn remove_orphan_run_dirs(&self, known: &std::collections::BTreeSet<String>) {
         let Ok(dir) = std::fs::read_dir(self.config.exec_root.join("c")) else {
             return;
         };
-        let known: std::collections::BTreeSet<String> = self
-            .entries
-            .read()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
         for e in dir.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
             if !known.contains(&id) {
