@@ -295,8 +295,9 @@ impl Monitor {
         Ok(m)
     }
 
-    /// Waits until `n` attach clients have connected and sent their request, or until
-    /// `limit` has passed (a spawner that died half-way must not hold the container).
+    /// Waits until `n` attach clients have connected and sent their request (or hung up
+    /// already), or until `limit` has passed: a spawner that died half-way must not hold
+    /// the container.
     fn wait_for_attaches(&mut self, n: usize, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
@@ -304,7 +305,7 @@ impl Monitor {
             let ready = self
                 .attaches
                 .iter()
-                .filter(|a| a.req.is_some() && !a.dead)
+                .filter(|a| a.req.is_some() || a.dead)
                 .count();
             let left = deadline.saturating_duration_since(Instant::now());
             if ready >= n || left.is_zero() {
