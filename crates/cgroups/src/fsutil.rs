@@ -27,11 +27,8 @@ pub(crate) struct CgFile<'d, 'p> {
 impl CgFile<'_, '_> {
     /// One write(2) of the whole value, as [`CgDir::write`].
     pub(crate) fn write(&self, value: &[u8]) -> Result<()> {
-        rustix::io::write(&self.fd, value).map_err(|e| Error::Write {
-            path: self.dir.file_path(self.file),
-            value: String::from_utf8_lossy(value).into_owned(),
-            source: e.into(),
-        })?;
+        rustix::io::write(&self.fd, value)
+            .map_err(|e| self.dir.write_error(self.file, value, e))?;
         tracing::trace!(dir = %self.dir.path.display(), file = self.file, value = %String::from_utf8_lossy(value), "cgroup write");
         Ok(())
     }
@@ -67,23 +64,27 @@ impl<'p> CgDir<'p> {
     /// cgroupfs, but on the plain files of a test tree it keeps every write, so tests can check
     /// sequences such as device rules, not just the last value.
     pub(crate) fn write(&self, file: &str, value: &[u8]) -> Result<()> {
-        let res = rustix::fs::openat(
+        // An open that fails is reported as the write it was for, with the value.
+        let fd = rustix::fs::openat(
             &self.fd,
             file,
             OFlags::WRONLY | OFlags::APPEND | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .and_then(|fd| rustix::io::write(&fd, value));
-        match res {
-            Ok(_) => {
-                tracing::trace!(dir = %self.path.display(), file, value = %String::from_utf8_lossy(value), "cgroup write");
-                Ok(())
-            }
-            Err(e) => Err(Error::Write {
-                path: self.file_path(file),
-                value: String::from_utf8_lossy(value).into_owned(),
-                source: e.into(),
-            }),
+        .map_err(|e| self.write_error(file, value, e))?;
+        CgFile {
+            dir: self,
+            file,
+            fd,
+        }
+        .write(value)
+    }
+
+    fn write_error(&self, file: &str, value: &[u8], e: rustix::io::Errno) -> Error {
+        Error::Write {
+            path: self.file_path(file),
+            value: String::from_utf8_lossy(value).into_owned(),
+            source: e.into(),
         }
     }
 
