@@ -486,9 +486,6 @@ fn dir_size(p: &std::path::Path) -> u64 {
     total
 }
 
-/// Removes a removed container's run directory once its monitor is gone, in the
-/// background. Its rootfs mount point must be unmounted and empty first: removing files
-/// through a mounted overlay would reach into image layers.
 /// Takes a container's record directory and writable layer away: the record at once
 /// (renamed aside, so a restarted daemon no longer knows the container), the files in the
 /// background, where a directory full of files on a busy ext4 costs milliseconds.
@@ -520,6 +517,9 @@ pub(crate) fn remove_record_and_layer(
     });
 }
 
+/// Removes a removed container's run directory once its monitor is gone, in the
+/// background. Its rootfs mount point must be unmounted and empty first: removing files
+/// through a mounted overlay would reach into image layers.
 pub(crate) fn remove_run_dir_later(run_dir: PathBuf) {
     tokio::task::spawn_blocking(move || {
         berth_monitor::wait_gone(&run_dir, MONITOR_GRACE);
