@@ -23,7 +23,7 @@ pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd, String)> {
     let name = n.to_string_lossy().into_owned();
     // TIOCGPTPEER opens the peer through the master, with no path lookup an
     // attacker could redirect.
-    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    const TIOCGPTPEER: libc::Ioctl = 0x5441;
     // SAFETY: ioctl on our master fd returns a new descriptor.
     let slave = unsafe {
         libc::ioctl(

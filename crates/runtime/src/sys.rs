@@ -394,15 +394,8 @@ pub fn setrlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> 
         rlim_max: hard,
     };
     // SAFETY: valid rlimit struct; prlimit on ourselves.
-    cvt(unsafe {
-        libc::prlimit(
-            0,
-            resource as libc::__rlimit_resource_t,
-            &lim,
-            std::ptr::null_mut(),
-        )
-    } as libc::c_long)
-    .map(drop)
+    cvt(unsafe { libc::prlimit(0, resource as _, &lim, std::ptr::null_mut()) } as libc::c_long)
+        .map(drop)
 }
 
 pub fn personality(persona: libc::c_ulong) -> io::Result<()> {
