@@ -16,6 +16,8 @@ mod enosys;
 mod error;
 mod install;
 mod listener;
+#[cfg(target_env = "musl")]
+mod musl_link;
 mod program;
 
 pub use cache::{CacheStatus, FilterCache};
