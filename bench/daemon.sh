@@ -2,7 +2,7 @@
 # daemon.sh - berthd beside dockerd, measured by the anchors' bench in one run.
 #
 # Usage:  sudo bench/daemon.sh [-n RUNS] [-s SECTIONS] [-o RESULTS]
-#   builds release berthd, berth-monitor and berth-runtime, starts berthd on a temporary data
+#   builds the release binaries (scripts/build-release.sh), starts berthd on a temporary data
 #   root, makes sure the anchors' dockerd runs (start-peers.sh --no-registry), runs
 #   ../shared/anchors/bench.sh "" unix://<berthd socket> and prints the figures that matter:
 #   `docker run --rm busybox true` median, 50 x `docker run -d` wall time, idle daemon RSS,
@@ -11,8 +11,8 @@
 # Environment:
 #   ANCHORS (default /work/shared/anchors)      where bench.sh and start-peers.sh live
 #   BERTH_ANCHOR_IMAGES (default /tmp/anchors-images)
-#   CARGO_TARGET_DIR (default <repo>/target)    release binaries land in $CARGO_TARGET_DIR/release
-#   BENCH_NO_BUILD=1                            use the release binaries already built
+#   CARGO_TARGET_DIR (default <repo>/target)    release binaries land in $CARGO_TARGET_DIR/dist
+#   BENCH_NO_BUILD=1                            use the binaries already in $CARGO_TARGET_DIR/dist
 # Leaves nothing behind: berthd's containers are removed, berthd stopped, its temp dir deleted,
 # and dockerd stopped again if this script started it.
 set -euo pipefail
@@ -37,12 +37,11 @@ DOCKER=/usr/bin/docker
 ANCHOR_SOCK="${ANCHOR_SOCK:-/run/docker-anchor.sock}"
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-  log "building release binaries into $TARGET/release"
-  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q \
-     -p berthd -p berth-monitor -p berth-runtime-cli)
+  log "building release binaries into $TARGET/dist"
+  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" scripts/build-release.sh >/dev/null)
 fi
-BIN="$TARGET/release"
-for b in berthd berth-monitor berth-runtime; do
+BIN="$TARGET/dist"
+for b in berthd berth berth-monitor berth-runtime; do
   [ -x "$BIN/$b" ] || { echo "daemon.sh: $BIN/$b missing" >&2; exit 1; }
 done
 
@@ -110,6 +109,26 @@ if command -v hyperfine >/dev/null && [ -x "$BIN/berth" ]; then
     -n docker-cli-floor "$DOCKER -H unix://$SOCK ps -q" >/dev/null 2>&1 ||
     log "hyperfine of the clients failed"
 fi
+# 50 x `berth run -d` with Berth's own client against each daemon, as bench.sh's fifty section
+# does with the docker CLI (sequential, --network none, then removed untimed).
+FIFTY_CLI="$RES/raw/fifty-berth-cli.tsv"
+: > "$FIFTY_CLI"
+if [ -x "$BIN/berth" ]; then
+  for host in "unix://$SOCK" "unix://$ANCHOR_SOCK"; do
+    ids=()
+    t0=$(date +%s%N)
+    for ((i = 0; i < 50; i++)); do
+      id="$("$BIN/berth" -H "$host" run -d --network none busybox sleep 1000)" || { log "berth run -d failed on $host"; break; }
+      ids+=("$id")
+    done
+    t1=$(date +%s%N)
+    [ "${#ids[@]}" = 50 ] && awk -v h="$host" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s\t%.2f\n", h, (b - a) / 1e9 }' >> "$FIFTY_CLI"
+    [ "${#ids[@]}" -gt 0 ] && "$BIN/berth" -H "$host" rm -f "${ids[@]}" >/dev/null 2>&1
+  done
+fi
+fifty_cli() { # HOST -> seconds for 50 x berth run -d
+  awk -F'\t' -v h="$1" '$1 == h { print $2 }' "$FIFTY_CLI" 2>/dev/null
+}
 client_med() { # NAME -> median ms from the clients' hyperfine export
   [ -s "$CLIENTS" ] || return 0
   python3 -c 'import json,sys
@@ -144,6 +163,7 @@ D_50="$(fifty engine1 || true)"; B_50="$(fifty engine2 || true)"
 D_RSS="$(idle_rss engine1 || true)"; B_RSS="$(idle_rss engine2 || true)"
 D_SHIM="$(shim_pss engine1 'containerd-shim' || true)"; B_SHIM="$(shim_pss engine2 'berth-monitor' || true)"
 D_BCLI="$(client_med berth-cli-dockerd || true)"; B_BCLI="$(client_med berth-cli-berthd || true)"
+D_F50CLI="$(fifty_cli "unix://$ANCHOR_SOCK")"; B_F50CLI="$(fifty_cli "unix://$SOCK")"
 FLOOR="$(client_med docker-cli-floor || true)"
 {
   echo "# berthd vs dockerd ($(date -u +%FT%TZ), load at end $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -154,6 +174,7 @@ FLOOR="$(client_med docker-cli-floor || true)"
   echo "| docker rm \$(docker create busybox true), median ms | ${D_CR:-n/a} | ${B_CR:-n/a} | $(ratio "$B_CR" "$D_CR") |"
   echo "| 50 x docker run -d, s (median of reps) | ${D_50:-n/a} | ${B_50:-n/a} | $(ratio "$B_50" "$D_50") |"
   echo "| berth run --rm busybox true (berth's client), median ms | ${D_BCLI:-n/a} | ${B_BCLI:-n/a} | $(ratio "$B_BCLI" "$D_BCLI") |"
+  echo "| 50 x berth run -d (berth's client), s | ${D_F50CLI:-n/a} | ${B_F50CLI:-n/a} | $(ratio "$B_F50CLI" "$D_F50CLI") |"
   echo "| idle daemon RSS, MiB | ${D_RSS:-n/a} | ${B_RSS:-n/a} | $(ratio "$B_RSS" "$D_RSS") |"
   echo "| per-container shim/monitor PSS, MiB | ${D_SHIM:-n/a} | ${B_SHIM:-n/a} | $(ratio "${B_SHIM%% *}" "${D_SHIM%% *}") |"
   echo

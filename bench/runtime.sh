@@ -3,13 +3,13 @@
 # bench.sh, runtime section): `run` of `true`, and create+start+delete, on
 # the same busybox bundle. Quote the ratios: the machines are noisy.
 #
-# Usage: bench/runtime.sh [RUNS]   (as root; builds the release binary)
+# Usage: bench/runtime.sh [RUNS]   (as root; builds the release binaries into target/dist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
 anchors=${ANCHORS:-../shared/anchors}
-cargo build --release -p berth-runtime-cli >/dev/null
+dist=$(scripts/build-release.sh)
 "$anchors/install.sh" >/dev/null
 images=${TMPDIR:-/tmp}/anchors-images
 [ -d "$images/busybox-bundle" ] || "$anchors/make-images.sh" "$images" >/dev/null
-exec "$anchors/bench.sh" -i "$images" -s runtime -n "$runs" "$PWD/target/release/berth-runtime"
+exec "$anchors/bench.sh" -i "$images" -s runtime -n "$runs" "$dist/berth-runtime"

@@ -40,3 +40,11 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found; install Rust with rustup first" >&2; exit 1; }
+# Static musl builds of the programs started per command or per container
+# (scripts/build-release.sh). Without network access to Rust's distribution
+# server this fails, and build-release.sh falls back to host builds.
+if [ "$(uname -m)" = x86_64 ] && command -v rustup >/dev/null 2>&1 &&
+  ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  rustup target add x86_64-unknown-linux-musl ||
+    echo "install-deps.sh: could not add the Rust target x86_64-unknown-linux-musl" >&2
+fi

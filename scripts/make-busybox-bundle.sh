@@ -9,7 +9,7 @@ set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,8p' "$0"; exit 2; }
 dir=$1; shift
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-RUNTIME=${BERTH_RUNTIME:-$(dirname "$0")/../target/release/berth-runtime}
+RUNTIME=${BERTH_RUNTIME:-$(dirname "$0")/../target/dist/berth-runtime}
 file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
   { echo "make-busybox-bundle.sh: $BUSYBOX is not a static busybox (apt-get install busybox-static)" >&2; exit 1; }
 

@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 sudo_ scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release -p berth-runtime-cli -p berth-monitor -p berthd -p berth-cli
-bin=$PWD/target/release
+bin=$(scripts/build-release.sh)
 dir=${QUICKSTART_DIR:-/tmp/berth-quickstart}
 sudo_ mkdir -p "$dir"
 

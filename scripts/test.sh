@@ -21,3 +21,14 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace "$@"
+# What users run: target/dist from scripts/build-release.sh, where berth,
+# berth-runtime and berth-monitor are static musl builds. Their own suites
+# again, built for musl, and the client's end-to-end suite against those
+# programs (skipped, with build-release.sh's note, without the musl target).
+dist=$(scripts/build-release.sh)
+if file "$dist/berth-runtime" | grep -q 'static'; then
+  LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=${CARGO_TARGET_DIR:-$PWD/target}/musl-libseccomp \
+    cargo nextest run --target x86_64-unknown-linux-musl \
+    -p berth-runtime-cli -p berth-monitor -p berth-seccomp "$@"
+  BERTH_BIN_DIR=$dist cargo nextest run -p berth-cli --test daemon "$@"
+fi

@@ -10,11 +10,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-RT=$(readlink -f "${1:-$repo/target/release/berth-runtime}")
+RT=$(readlink -f "${1:-$repo/target/dist/berth-runtime}")
 IMAGES=${2:-${TMPDIR:-/tmp}/anchors-images}
 ANCHORS=${ANCHORS:-$repo/../shared/anchors}
 [ "$(id -u)" = 0 ] || { echo "dockerd.sh: run as root" >&2; exit 1; }
-[ -x "$RT" ] || { echo "dockerd.sh: no runtime at $RT (cargo build --release)" >&2; exit 1; }
+[ -x "$RT" ] || { echo "dockerd.sh: no runtime at $RT (scripts/build-release.sh)" >&2; exit 1; }
 [ -x /usr/sbin/dockerd ] || { echo "dockerd.sh: needs Debian's docker.io ($ANCHORS/install.sh)" >&2; exit 1; }
 [ -f "$IMAGES/busybox-docker.tar" ] || "$ANCHORS/make-images.sh" "$IMAGES" >/dev/null
 

@@ -1,8 +1,9 @@
 //! Test helpers: run `berth` (and docker's CLI, for comparison) against one
 //! Engine API daemon chosen by `BERTH_TEST_HOST` (e.g. the anchors' dockerd
 //! at unix:///run/docker-anchor.sock). Without it, each test starts a private
-//! berthd (binaries next to the test executable) with its own bridge, and
-//! stops it at the end.
+//! berthd (binaries next to the test executable, or in `BERTH_BIN_DIR`, e.g.
+//! target/dist from scripts/build-release.sh) with its own bridge, and stops
+//! it at the end.
 
 #![allow(dead_code)]
 
@@ -173,8 +174,12 @@ impl Daemon {
     }
 }
 
-/// `berth` lives next to the test executable's `deps/` directory.
+/// `berth` lives in `BERTH_BIN_DIR` when set, else next to the test executable's
+/// `deps/` directory.
 pub fn berth_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BERTH_BIN_DIR") {
+        return PathBuf::from(dir).join("berth");
+    }
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe
         .parent()
