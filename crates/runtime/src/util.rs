@@ -42,10 +42,10 @@ fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()>
         f.write_all(data)?;
         if durable {
             f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if durable {
+            std::fs::rename(&tmp, path)?;
             std::fs::File::open(dir)?.sync_all()?;
+        } else {
+            replace_without_flush(&tmp, path)?;
         }
         Ok(())
     })();
@@ -53,6 +53,26 @@ fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()>
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Puts `tmp` in place of `path` atomically. ext4 writes a file's data out at
+/// once when a rename replaces another file (its `auto_da_alloc` guard against
+/// zero-length files after a crash), which cost ~0.15 ms per state update on a
+/// /run on disk. Exchanging the two names is as atomic and leaves the write to
+/// the page cache; the old content, now under the temporary name, is unlinked.
+fn replace_without_flush(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+            Ok(())
+        }
+        // No file to exchange with yet, or a file system without exchange.
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            std::fs::rename(tmp, path)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 trait Mode0600 {
@@ -168,6 +188,21 @@ fn parse_rt_signal(name: &str) -> Option<libc::c_int> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volatile_replace_creates_then_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_replace_volatile(&path, b"one").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        write_replace_volatile(&path, b"two, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two, longer");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+    }
 
     #[test]
     fn rfc3339_known_dates() {
