@@ -226,6 +226,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
             exec_trampoline: None,
+            spec: None,
         }
     }
 }
@@ -465,9 +466,11 @@ fn seal(root: &Root) -> anyhow::Result<()> {
 /// its final execve where that is enough, else a sealed copy of ourselves.
 /// A bundle that cannot be read is left to `create` to report.
 fn protect(root: &Root, mut opts: CreateOptions) -> anyhow::Result<CreateOptions> {
-    let trampoline = spec::load(&opts.bundle)
-        .ok()
-        .filter(exec_trampoline::suffices)
+    opts.spec = spec::load(&opts.bundle).ok().map(std::sync::Arc::new);
+    let trampoline = opts
+        .spec
+        .as_deref()
+        .filter(|s| exec_trampoline::suffices(s))
         .and_then(|_| match exec_trampoline::create() {
             Ok(fd) => Some(fd),
             Err(e) => {

@@ -26,6 +26,9 @@ pub struct CreateOptions {
     /// A sealed [`crate::exec_trampoline`] for init's final execve, given
     /// when the caller did not re-execute from a sealed copy of itself.
     pub exec_trampoline: Option<std::sync::Arc<OwnedFd>>,
+    /// The bundle's config.json as the caller already read it, so that one
+    /// create parses it once and every decision sees the same content.
+    pub spec: Option<std::sync::Arc<Spec>>,
 }
 
 /// Undoes a half-done create: kills init, removes the cgroup and the state
@@ -61,12 +64,19 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     spec::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::config("bundle", format!("{}: {e}", opts.bundle.display())))?;
-    let spec = spec::load(&bundle)?;
-    spec::validate(&spec, true)?;
-    if opts.exec_trampoline.is_some() && !crate::exec_trampoline::suffices(&spec) {
+    let loaded;
+    let spec: &Spec = match &opts.spec {
+        Some(s) => s,
+        None => {
+            loaded = spec::load(&bundle)?;
+            &loaded
+        }
+    };
+    spec::validate(spec, true)?;
+    if opts.exec_trampoline.is_some() && !crate::exec_trampoline::suffices(spec) {
         return Err(Error::config(
             "config.json",
-            "changed while the container was being created",
+            "does not allow the exec trampoline it was given",
         ));
     }
     // As runc: hooks and relative paths see the bundle as the working directory.

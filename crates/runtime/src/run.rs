@@ -22,7 +22,14 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
     }
     let sfd = foreground_signals()?;
 
-    let spec = container::load_spec(&opts.bundle)?;
+    let loaded;
+    let spec = match &opts.spec {
+        Some(s) => s.as_ref(),
+        None => {
+            loaded = container::load_spec(&opts.bundle)?;
+            &loaded
+        }
+    };
     let terminal = spec
         .process()
         .as_ref()
