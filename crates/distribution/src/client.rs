@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -70,7 +71,28 @@ pub struct RegistryClient {
     /// `http` or `https` by insecure registry host, once a probe has decided.
     schemes: Mutex<HashMap<String, &'static str>>,
     /// Authorization header values by (registry, scope).
-    tokens: Mutex<HashMap<(String, String), String>>,
+    tokens: Mutex<HashMap<(String, String), CachedAuth>>,
+}
+
+/// An Authorization header value and, for a Bearer token, until when it is sent.
+#[derive(Clone)]
+struct CachedAuth {
+    value: String,
+    fresh_until: Option<Instant>,
+}
+
+impl CachedAuth {
+    fn fresh(&self) -> bool {
+        self.fresh_until.is_none_or(|t| Instant::now() < t)
+    }
+}
+
+/// How long a token is sent: its lifetime less a fifth (at most 10 s), so that a request
+/// (or a streamed upload) does not start with a token about to expire. The token spec
+/// gives 60 s to a token that does not say.
+fn token_deadline(expires_in: Option<u64>) -> Instant {
+    let life = Duration::from_secs(expires_in.filter(|&s| s > 0).unwrap_or(60));
+    Instant::now() + life - (life / 5).min(Duration::from_secs(10))
 }
 
 pub(crate) fn empty() -> Body {
@@ -199,9 +221,11 @@ impl RegistryClient {
 
     fn cached_auth(&self, registry: &str, scope: &str) -> Option<String> {
         let t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        t.get(&(registry.to_string(), scope.to_string()))
-            .cloned()
-            .or_else(|| t.get(&(registry.to_string(), String::new())).cloned())
+        [scope, ""]
+            .iter()
+            .filter_map(|s| t.get(&(registry.to_string(), s.to_string())))
+            .find(|a| a.fresh())
+            .map(|a| a.value.clone())
     }
 
     fn build(&self, call: &Call<'_>, auth: Option<&str>, body: Body) -> Result<Request<Body>> {
@@ -279,13 +303,17 @@ impl RegistryClient {
         challenge: &Challenge,
     ) -> Result<String> {
         let creds = self.opts.credentials.get(registry);
-        let value = match challenge {
-            Challenge::Basic => creds
-                .ok_or_else(|| Error::Unauthorized {
-                    registry: registry.to_string(),
-                    reason: "registry wants Basic auth and no credentials are configured".into(),
-                })?
-                .basic_header(),
+        let (value, fresh_until) = match challenge {
+            Challenge::Basic => (
+                creds
+                    .ok_or_else(|| Error::Unauthorized {
+                        registry: registry.to_string(),
+                        reason: "registry wants Basic auth and no credentials are configured"
+                            .into(),
+                    })?
+                    .basic_header(),
+                None,
+            ),
             Challenge::Bearer {
                 realm,
                 service,
@@ -298,20 +326,20 @@ impl RegistryClient {
                         scopes.push(s);
                     }
                 }
-                let mut tok = None;
+                let mut tok: Option<(String, Option<u64>)> = None;
                 if let Some(refresh) = self.opts.identity_tokens.get(registry) {
                     tok = self
                         .oauth_token(registry, realm, service.as_deref(), &scopes, refresh)
                         .await?;
                 }
-                let tok = match tok {
+                let (tok, expires_in) = match tok {
                     Some(t) => t,
                     None => {
                         self.basic_token(registry, realm, service.as_deref(), &scopes, creds)
                             .await?
                     }
                 };
-                format!("Bearer {tok}")
+                (format!("Bearer {tok}"), Some(token_deadline(expires_in)))
             }
         };
         let mut t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
@@ -320,7 +348,13 @@ impl RegistryClient {
         } else {
             scope
         };
-        t.insert((registry.to_string(), key_scope.to_string()), value.clone());
+        t.insert(
+            (registry.to_string(), key_scope.to_string()),
+            CachedAuth {
+                value: value.clone(),
+                fresh_until,
+            },
+        );
         Ok(value)
     }
 
@@ -332,7 +366,7 @@ impl RegistryClient {
         service: Option<&str>,
         scopes: &[&str],
         creds: Option<&Credentials>,
-    ) -> Result<String> {
+    ) -> Result<(String, Option<u64>)> {
         let mut params = Vec::new();
         if let Some(s) = service {
             params.push(format!("service={}", query_escape(s)));
@@ -375,7 +409,7 @@ impl RegistryClient {
         service: Option<&str>,
         scopes: &[&str],
         refresh: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<(String, Option<u64>)>> {
         let mut form = vec![
             "grant_type=refresh_token".to_string(),
             format!("refresh_token={}", query_escape(refresh)),
@@ -525,19 +559,23 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 }
 
 /// The token of a token server's JSON answer (`token`, or OAuth2's `access_token`).
-async fn token_of(resp: Response<Incoming>, url: &str) -> Result<String> {
+/// The token of a token server's answer and its lifetime in seconds, when it gives one.
+async fn token_of(resp: Response<Incoming>, url: &str) -> Result<(String, Option<u64>)> {
     let body = read_limited(resp, 1 << 20, url).await?;
     #[derive(serde::Deserialize)]
     struct Token {
         token: Option<String>,
         access_token: Option<String>,
+        expires_in: Option<u64>,
     }
     let t: Token = serde_json::from_slice(&body)
         .map_err(|e| Error::Protocol(format!("token response: {e}")))?;
-    t.token
+    let token = t
+        .token
         .filter(|t| !t.is_empty())
         .or(t.access_token)
-        .ok_or_else(|| Error::Protocol("token response without token".into()))
+        .ok_or_else(|| Error::Protocol("token response without token".into()))?;
+    Ok((token, t.expires_in))
 }
 
 pub(crate) async fn read_limited(

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -171,4 +172,45 @@ fn bearer_token_auth_for_push_and_pull() {
     let rec = rt.block_on(client.pull(svc2, &target, &|_| {})).unwrap();
     assert_eq!(rec.id, busybox_config());
     assert!(rec.repo_digests[0].ends_with(&digest.to_string()));
+}
+
+#[test]
+fn tokens_past_their_lifetime_are_fetched_again_not_sent() {
+    let reg = Registry::start();
+    let rt = rt();
+    let proxy = rt.block_on(auth_proxy_with_lifetime(reg.addr.clone(), 2));
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = Arc::new(ImageService::open(tmp.path()).unwrap());
+    svc.load(fs::File::open(anchors().join("busybox-docker.tar")).unwrap())
+        .unwrap();
+    let client = RegistryClient::new(ClientOptions {
+        credentials: HashMap::from([(
+            proxy.addr.clone(),
+            Credentials {
+                username: "alice".into(),
+                password: "secret".into(),
+            },
+        )]),
+        ..Default::default()
+    })
+    .unwrap();
+    let first: Reference = format!("{}/secure/expiry:v1", proxy.addr).parse().unwrap();
+    rt.block_on(client.push(svc.clone(), "busybox", &first, &|_| {}))
+        .unwrap();
+    let issued = proxy.token_requests.load(Ordering::SeqCst);
+
+    // The tokens said they live 2 s: after that the client asks for new ones first.
+    std::thread::sleep(Duration::from_millis(2100));
+    let second: Reference = format!("{}/secure/expiry:v2", proxy.addr).parse().unwrap();
+    rt.block_on(client.push(svc.clone(), "busybox", &second, &|_| {}))
+        .unwrap();
+    let tmp2 = tempfile::tempdir().unwrap();
+    let svc2 = Arc::new(ImageService::open(tmp2.path()).unwrap());
+    rt.block_on(client.pull(svc2, &second, &|_| {})).unwrap();
+    assert!(proxy.token_requests.load(Ordering::SeqCst) > issued);
+    assert_eq!(
+        proxy.expired_refused.load(Ordering::SeqCst),
+        0,
+        "an expired token was sent"
+    );
 }

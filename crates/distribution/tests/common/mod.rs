@@ -181,19 +181,57 @@ pub const REFRESH_TOKEN: &str = "refresh-xyz";
 /// `REFRESH_TOKEN` → a token) and an authenticating proxy for everything else, forwarding to
 /// the registry. Returns its address and a count of token requests.
 pub async fn auth_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
+    let p = auth_proxy_with_lifetime(upstream, 300).await;
+    (p.addr, p.token_requests)
+}
+
+pub struct AuthProxy {
+    pub addr: String,
+    pub token_requests: Arc<AtomicUsize>,
+    /// Requests refused because their token had expired.
+    pub expired_refused: Arc<AtomicUsize>,
+}
+
+/// `auth_proxy` whose tokens say they live `lifetime_s` seconds and are refused after.
+pub async fn auth_proxy_with_lifetime(upstream: String, lifetime_s: u64) -> AuthProxy {
     let l = AsyncTcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let token_requests = Arc::new(AtomicUsize::new(0));
+    let expired_refused = Arc::new(AtomicUsize::new(0));
+    let epoch = Instant::now();
+    // A token names the millisecond it was issued at.
+    let issue = move || {
+        format!(
+            r#"{{"token":"tok-{}","expires_in":{lifetime_s}}}"#,
+            epoch.elapsed().as_millis()
+        )
+    };
+    let valid = move |auth: &str| -> Option<bool> {
+        let issued: u128 = auth.strip_prefix("Bearer tok-")?.parse().ok()?;
+        Some(epoch.elapsed().as_millis() < issued + u128::from(lifetime_s) * 1000)
+    };
+    let er = expired_refused.clone();
     let client: Client<_, Incoming> = Client::builder(TokioExecutor::new()).build_http();
     let (addr2, tr) = (addr.clone(), token_requests.clone());
     tokio::spawn(async move {
         loop {
             let Ok((s, _)) = l.accept().await else { return };
-            let (client, up, me, tr) =
-                (client.clone(), upstream.clone(), addr2.clone(), tr.clone());
+            let (client, up, me, tr, er) = (
+                client.clone(),
+                upstream.clone(),
+                addr2.clone(),
+                tr.clone(),
+                er.clone(),
+            );
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (client, up, me, tr) = (client.clone(), up.clone(), me.clone(), tr.clone());
+                    let (client, up, me, tr, er) = (
+                        client.clone(),
+                        up.clone(),
+                        me.clone(),
+                        tr.clone(),
+                        er.clone(),
+                    );
                     async move {
                         let auth = req
                             .headers()
@@ -214,7 +252,7 @@ pub async fn auth_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
                             return Ok(if ok {
                                 text(
                                     StatusCode::OK,
-                                    r#"{"access_token":"tok-123","expires_in":300}"#,
+                                    &issue().replace("\"token\"", "\"access_token\""),
                                 )
                             } else {
                                 text(StatusCode::UNAUTHORIZED, "bad refresh token")
@@ -238,12 +276,13 @@ pub async fn auth_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
                                     "missing service or scope",
                                 ));
                             }
-                            return Ok(text(
-                                StatusCode::OK,
-                                r#"{"token":"tok-123","expires_in":300}"#,
-                            ));
+                            return Ok(text(StatusCode::OK, &issue()));
                         }
-                        if req.uri().path().starts_with("/v2/") && auth != "Bearer tok-123" {
+                        let token_ok = valid(&auth);
+                        if token_ok == Some(false) {
+                            er.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if req.uri().path().starts_with("/v2/") && token_ok != Some(true) {
                             let name = req
                                 .uri()
                                 .path()
@@ -286,5 +325,9 @@ pub async fn auth_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
             });
         }
     });
-    (addr, token_requests)
+    AuthProxy {
+        addr,
+        token_requests,
+        expired_refused,
+    }
 }
