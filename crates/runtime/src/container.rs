@@ -31,6 +31,16 @@ pub struct CreateOptions {
     pub spec: Option<std::sync::Arc<Spec>>,
 }
 
+impl CreateOptions {
+    /// The spec the caller passed, else the one in `bundle`.
+    pub fn spec_or_load(&self, bundle: &Path) -> Result<std::borrow::Cow<'_, Spec>> {
+        match &self.spec {
+            Some(s) => Ok(std::borrow::Cow::Borrowed(s.as_ref())),
+            None => spec::load(bundle).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
 /// Undoes a half-done create: kills init, removes the cgroup and the state
 /// directory. Disarmed once create succeeds.
 struct CreateGuard<'a> {
@@ -64,16 +74,9 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
     spec::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::config("bundle", format!("{}: {e}", opts.bundle.display())))?;
-    let loaded;
-    let spec: &Spec = match &opts.spec {
-        Some(s) => s,
-        None => {
-            loaded = spec::load(&bundle)?;
-            &loaded
-        }
-    };
-    spec::validate(spec, true)?;
-    if opts.exec_trampoline.is_some() && !crate::exec_trampoline::suffices(spec) {
+    let spec = opts.spec_or_load(&bundle)?;
+    spec::validate(&spec, true)?;
+    if opts.exec_trampoline.is_some() && !crate::exec_trampoline::suffices(&spec) {
         return Err(Error::config(
             "config.json",
             "does not allow the exec trampoline it was given",

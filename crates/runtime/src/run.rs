@@ -22,14 +22,7 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
     }
     let sfd = foreground_signals()?;
 
-    let loaded;
-    let spec = match &opts.spec {
-        Some(s) => s.as_ref(),
-        None => {
-            loaded = container::load_spec(&opts.bundle)?;
-            &loaded
-        }
-    };
+    let spec = opts.spec_or_load(&opts.bundle)?;
     let terminal = spec
         .process()
         .as_ref()
