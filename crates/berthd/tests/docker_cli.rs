@@ -1055,3 +1055,30 @@ fn rmi_force_of_an_image_a_running_container_uses() {
     );
     d.docker(&["rm", "-f", &id]).ok();
 }
+
+/// `docker cp` into a container that was never started lands in the root it starts with,
+/// and removing a container unstarted leaves no mount.
+#[test]
+fn cp_into_a_created_container_then_start_and_rm_unstarted() {
+    let d = Daemon::start();
+    let id = d
+        .docker(&["create", "busybox", "cat", "/etc/greeting"])
+        .ok();
+    let src = d.root().join("greeting");
+    std::fs::write(&src, "hello from cp\n").expect("file");
+    d.docker(&[
+        "cp",
+        src.to_str().expect("utf-8"),
+        &format!("{id}:/etc/greeting"),
+    ])
+    .ok();
+    assert_eq!(d.docker(&["start", "-a", &id]).ok(), "hello from cp");
+
+    let unstarted = d.docker(&["create", "busybox", "true"]).ok();
+    d.docker(&["rm", &unstarted]).ok();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains(&unstarted),
+        "a mount of the removed container is left"
+    );
+}
