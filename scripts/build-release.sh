@@ -36,8 +36,9 @@ if [ "${BERTH_NO_MUSL:-0}" != 1 ] && [ "$(uname -m)" = x86_64 ] &&
     cargo build --release -q --target "$musl" -p berth-cli -p berth-runtime-cli -p berth-monitor
   src_start=$target_dir/$musl/release
 else
-  echo "build-release.sh: Rust target $musl not installed; berth, berth-runtime and" \
-    "berth-monitor are host (glibc) builds, each start ~1 ms slower under a hypervisor" >&2
+  echo "build-release.sh: no musl build (BERTH_NO_MUSL=1, or the Rust target $musl is not" \
+    "installed); berth, berth-runtime and berth-monitor are host (glibc) builds, each start" \
+    "~1 ms slower under a hypervisor" >&2
   src_start=$src
 fi
 
