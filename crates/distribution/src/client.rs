@@ -558,8 +558,8 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// The token of a token server's JSON answer (`token`, or OAuth2's `access_token`).
-/// The token of a token server's answer and its lifetime in seconds, when it gives one.
+/// The token of a token server's JSON answer (`token`, or OAuth2's `access_token`), and its
+/// lifetime in seconds (`expires_in`) when the answer gives one.
 async fn token_of(resp: Response<Incoming>, url: &str) -> Result<(String, Option<u64>)> {
     let body = read_limited(resp, 1 << 20, url).await?;
     #[derive(serde::Deserialize)]
