@@ -642,7 +642,3 @@ pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
     p.dedup();
     Ok(p)
 }
-
-pub fn load_spec(bundle: &Path) -> Result<Spec> {
-    spec::load(bundle)
-}
