@@ -21,7 +21,9 @@ dist=$target_dir/dist
 musl=x86_64-unknown-linux-musl
 per_start=(berth berth-runtime berth-monitor)
 
-cargo build --release -q -p berthd -p berth-registry -p berth-cli -p berth-runtime-cli -p berth-monitor
+per_start_pkgs=(-p berth-cli -p berth-runtime-cli -p berth-monitor)
+
+cargo build --release -q -p berthd -p berth-registry
 
 src=$target_dir/release
 if [ "${BERTH_NO_MUSL:-0}" != 1 ] && [ "$(uname -m)" = x86_64 ] &&
@@ -33,12 +35,13 @@ if [ "${BERTH_NO_MUSL:-0}" != 1 ] && [ "$(uname -m)" = x86_64 ] &&
   mkdir -p "$seccomp_dir"
   cp -u /usr/lib/x86_64-linux-gnu/libseccomp.a "$seccomp_dir/"
   LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$seccomp_dir \
-    cargo build --release -q --target "$musl" -p berth-cli -p berth-runtime-cli -p berth-monitor
+    cargo build --release -q --target "$musl" "${per_start_pkgs[@]}"
   src_start=$target_dir/$musl/release
 else
   echo "build-release.sh: no musl build (BERTH_NO_MUSL=1, or the Rust target $musl is not" \
     "installed); berth, berth-runtime and berth-monitor are host (glibc) builds, each start" \
     "~1 ms slower under a hypervisor" >&2
+  cargo build --release -q "${per_start_pkgs[@]}"
   src_start=$src
 fi
 
