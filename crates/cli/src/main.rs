@@ -13,6 +13,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// musl's malloc unmaps freed memory at once; a short-lived process that builds and
+// drops its command tree and parsed config pays an mmap/munmap pair per burst.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
     init_logging(&cli);

@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+// musl's malloc unmaps freed memory at once; a short-lived process that builds and
+// drops its command tree and parsed config pays an mmap/munmap pair per burst.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let (Some(config), None) = (args.next(), args.next()) else {

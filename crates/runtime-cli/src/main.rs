@@ -14,6 +14,12 @@ use berth_runtime::{
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
+// musl's malloc unmaps freed memory at once; a short-lived process that builds and
+// drops its command tree and parsed config pays an mmap/munmap pair per burst.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 const DEFAULT_ROOT: &str = "/run/berth-runtime";
 const VERSION_TEXT: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.1");
 
