@@ -10,6 +10,7 @@ PKGS=(
   busybox-static                  # the offline test rootfs
   iproute2 procps util-linux jq curl file tar gzip uidmap   # uidmap: newuidmap/newgidmap for rootless berth-runtime
   runc crun                       # peers the tests and benches compare against
+  docker.io containerd            # Debian's dockerd 20.10: the client's suite runs against it too
   skopeo docker-registry umoci    # registry and image interop tests
   openssl                         # registry TLS tests make a private CA
   nftables                        # berthd's NAT and port rules (nft -j)

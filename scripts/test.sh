@@ -40,3 +40,22 @@ if file "$dist/berth-runtime" | grep -q 'static'; then
     -p berth-runtime-cli -p berth-monitor -p berth-seccomp "$@"
   BERTH_BIN_DIR=$dist cargo nextest run -p berth-cli --test daemon "$@"
 fi
+# Berth's client against Debian's dockerd 20.10 (API 1.41), started by the
+# anchors' start-peers.sh unless one runs already: an older daemon refuses the
+# client's first call as too new, and the client settles the version down.
+anchor_sock=/run/docker-anchor.sock
+if [ -x "$anchors/start-peers.sh" ] && command -v dockerd >/dev/null &&
+  [ -s "$BERTH_ANCHOR_IMAGES/busybox-docker.tar" ]; then
+  started_dockerd=0
+  if [ ! -S "$anchor_sock" ]; then
+    trap '"$anchors/stop-peers.sh" --purge >/dev/null 2>&1 || true' EXIT
+    "$anchors/start-peers.sh" --no-registry >/dev/null
+    started_dockerd=1
+  fi
+  docker -H "unix://$anchor_sock" load -i "$BERTH_ANCHOR_IMAGES/busybox-docker.tar" >/dev/null
+  BERTH_TEST_HOST=unix://$anchor_sock BERTH_BIN_DIR=$dist cargo nextest run -p berth-cli --test daemon "$@"
+  if [ "$started_dockerd" = 1 ]; then
+    "$anchors/stop-peers.sh" --purge >/dev/null
+    trap - EXIT
+  fi
+fi

@@ -1,6 +1,11 @@
 //! A small Docker Engine API client: one HTTP/1.1 connection per request over a
-//! unix socket or loopback TCP, API version negotiation through `/_ping`, JSON
-//! helpers, streamed bodies and connection hijacking for attach and exec.
+//! unix socket or loopback TCP, API version negotiation, JSON helpers, streamed
+//! bodies and connection hijacking for attach and exec.
+//!
+//! The version is settled optimistically: the first call goes out with this
+//! client's newest version, and only a daemon that refuses it as too new costs a
+//! `/_ping` and a second try. Every command saves a round trip against a current
+//! daemon; a body that cannot be sent twice (a stream) is sent after a ping.
 //!
 //! It knows nothing of the command line so it can move to a shared crate.
 
@@ -9,6 +14,7 @@ mod error;
 pub mod stream;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -125,39 +131,128 @@ pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
 pub struct Client {
     host: Host,
     host_url: String,
-    version: String,
+    version: Arc<Mutex<Version>>,
+}
+
+#[derive(Debug)]
+struct Version {
+    current: String,
+    /// The daemon has taken `current` (or a ping chose it).
+    settled: bool,
+}
+
+/// What an unsettled call's answer means for the version.
+enum Answer {
+    Response(Response<Incoming>),
+    /// A 400 that refuses our version as too new, or one that cannot say (the
+    /// answer to a HEAD has no body): a ping tells, and a lower version means a
+    /// second try.
+    MaybeTooNew(ClientError),
 }
 
 impl Client {
-    /// A client for `host_url`; call [`Client::negotiate`] before use against
-    /// daemons older than [`API_VERSION`].
+    /// A client for `host_url`. Its calls settle the API version with the
+    /// daemon (see the module's comment).
     pub fn new(host_url: &str) -> Result<Client> {
         Ok(Client {
             host: Host::parse(host_url)?,
             host_url: host_url.to_string(),
-            version: API_VERSION.to_string(),
+            version: Arc::new(Mutex::new(Version {
+                current: API_VERSION.to_string(),
+                settled: false,
+            })),
         })
     }
 
-    pub fn api_version(&self) -> &str {
-        &self.version
+    fn version_state(&self) -> std::sync::MutexGuard<'_, Version> {
+        // The state is two plain fields: a panic elsewhere cannot leave them torn.
+        self.version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The version calls use now: before the first answer, this client's own.
+    pub fn api_version(&self) -> String {
+        self.version_state().current.clone()
+    }
+
+    fn settled(&self) -> bool {
+        self.version_state().settled
     }
 
     /// Pings the daemon and settles on the lower of its API version and ours,
     /// as the docker CLI does.
-    pub async fn negotiate(&mut self) -> Result<()> {
+    pub async fn negotiate(&self) -> Result<()> {
         let req = self.request(Method::GET, "/_ping", None, &Query::new(), ReqBody::empty())?;
         let resp = self.send(req).await?;
-        if let Some(v) = resp
+        let theirs = resp
             .headers()
             .get("api-version")
             .and_then(|v| v.to_str().ok())
-        {
-            if version_lt(v, API_VERSION) && !version_lt(v, MIN_API_VERSION) {
-                self.version = v.to_string();
+            .filter(|v| version_lt(v, API_VERSION) && !version_lt(v, MIN_API_VERSION))
+            .map(str::to_string);
+        let mut st = self.version_state();
+        if let Some(v) = theirs {
+            st.current = v;
+        }
+        st.settled = true;
+        Ok(())
+    }
+
+    /// Pings unless the version is settled: for callers that choose what to
+    /// send by the daemon's version.
+    pub async fn ensure_negotiated(&self) -> Result<()> {
+        if self.settled() {
+            return Ok(());
+        }
+        self.negotiate().await
+    }
+
+    /// Sends `build()`'s request with the current version; a daemon that
+    /// refuses it as too new gets a ping and the request again. `build` makes
+    /// the request for a version, so it can be made twice.
+    async fn send_settling(
+        &self,
+        build: impl Fn(&str) -> Result<Request<ReqBody>>,
+    ) -> Result<Response<Incoming>> {
+        let settled = self.settled();
+        let sent = self.api_version();
+        let resp = self.send(build(&sent)?).await?;
+        if settled {
+            return Ok(resp);
+        }
+        match self.settle(resp).await? {
+            Answer::Response(resp) => Ok(resp),
+            Answer::MaybeTooNew(refusal) => {
+                self.negotiate().await?;
+                let now = self.api_version();
+                if now == sent {
+                    return Err(refusal);
+                }
+                self.send(build(&now)?).await
             }
         }
-        Ok(())
+    }
+
+    /// Reads the first answer of an unsettled client: any answer but a version
+    /// refusal settles the version in use.
+    async fn settle(&self, resp: Response<Incoming>) -> Result<Answer> {
+        if resp.status() != StatusCode::BAD_REQUEST {
+            self.version_state().settled = true;
+            return Ok(Answer::Response(resp));
+        }
+        let body = read_all(resp).await?;
+        let message = error_message(StatusCode::BAD_REQUEST, &body);
+        let refusal = ClientError::Daemon {
+            status: StatusCode::BAD_REQUEST.as_u16(),
+            message,
+        };
+        // moby's words: "client version 1.50 is too new. Maximum supported API version is 1.41"
+        let text = String::from_utf8_lossy(&body);
+        if body.iter().all(u8::is_ascii_whitespace) || text.contains("is too new") {
+            return Ok(Answer::MaybeTooNew(refusal));
+        }
+        Err(refusal)
     }
 
     fn request(
@@ -229,14 +324,34 @@ impl Client {
         body: ReqBody,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>> {
-        let mut req = self.request(method, path, Some(&self.version), query, body)?;
-        for (k, v) in headers {
-            req.headers_mut().insert(
-                header::HeaderName::from_bytes(k.as_bytes()).map_err(http::Error::from)?,
-                header::HeaderValue::from_str(v).map_err(http::Error::from)?,
-            );
-        }
-        let resp = self.send(req).await?;
+        let with_headers = |mut req: Request<ReqBody>| -> Result<Request<ReqBody>> {
+            for (k, v) in headers {
+                req.headers_mut().insert(
+                    header::HeaderName::from_bytes(k.as_bytes()).map_err(http::Error::from)?,
+                    header::HeaderValue::from_str(v).map_err(http::Error::from)?,
+                );
+            }
+            Ok(req)
+        };
+        let resp = match body {
+            ReqBody::Full(bytes) => {
+                self.send_settling(|v| {
+                    with_headers(self.request(
+                        method.clone(),
+                        path,
+                        Some(v),
+                        query,
+                        ReqBody::Full(bytes.clone()),
+                    )?)
+                })
+                .await?
+            }
+            stream @ ReqBody::Stream(_) => {
+                self.ensure_negotiated().await?;
+                let req = self.request(method, path, Some(&self.api_version()), query, stream)?;
+                self.send(with_headers(req)?).await?
+            }
+        };
         check(resp).await
     }
 
@@ -282,21 +397,31 @@ impl Client {
         query: &Query,
         body: Option<&Value>,
     ) -> Result<Hijacked> {
-        let (body, _) = json_body(body)?;
-        let mut req = self.request(Method::POST, path, Some(&self.version), query, body)?;
-        let h = req.headers_mut();
-        h.insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("Upgrade"),
-        );
-        h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
-        if matches!(req.body(), ReqBody::Full(Some(_))) {
-            req.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            );
-        }
-        let resp = self.send(req).await?;
+        let bytes = body.map(serde_json::to_vec).transpose()?.map(Bytes::from);
+        let resp = self
+            .send_settling(|v| {
+                let mut req = self.request(
+                    Method::POST,
+                    path,
+                    Some(v),
+                    query,
+                    ReqBody::Full(bytes.clone()),
+                )?;
+                let h = req.headers_mut();
+                h.insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("Upgrade"),
+                );
+                h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
+                if bytes.is_some() {
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("application/json"),
+                    );
+                }
+                Ok(req)
+            })
+            .await?;
         let status = resp.status();
         if status != StatusCode::SWITCHING_PROTOCOLS {
             let resp = check(resp).await?;
@@ -340,7 +465,15 @@ pub async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
         return Ok(resp);
     }
     let body = resp.into_body().collect().await?.to_bytes();
-    let message = serde_json::from_slice::<Value>(&body)
+    Err(ClientError::Daemon {
+        status: status.as_u16(),
+        message: error_message(status, &body),
+    })
+}
+
+/// The daemon's `{"message": …}`, its plain text, or the status's name.
+fn error_message(status: StatusCode, body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| {
             v.get("message")
@@ -348,17 +481,13 @@ pub async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| {
-            let t = String::from_utf8_lossy(&body).trim().to_string();
+            let t = String::from_utf8_lossy(body).trim().to_string();
             if t.is_empty() {
                 status.canonical_reason().unwrap_or("error").to_string()
             } else {
                 t
             }
-        });
-    Err(ClientError::Daemon {
-        status: status.as_u16(),
-        message,
-    })
+        })
 }
 
 pub async fn read_all(resp: Response<Incoming>) -> Result<Bytes> {

@@ -275,11 +275,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Cmd::Logout(a) = &cli.cmd {
         return system::logout(&config_dir, a);
     }
-    let mut client = Client::new(&url)?;
+    let client = Client::new(&url)?;
     if let Cmd::Version(a) = &cli.cmd {
-        return system::version(&mut client, a).await;
+        return system::version(&client, a).await;
     }
-    client.negotiate().await?;
     let ctx = Ctx { client, config_dir };
     match cli.cmd {
         Cmd::Version(_) | Cmd::Completion(_) | Cmd::Logout(_) => Ok(()),

@@ -157,7 +157,7 @@ fn go_arch() -> &'static str {
     }
 }
 
-pub async fn version(client: &mut Client, a: &VersionArgs) -> anyhow::Result<()> {
+pub async fn version(client: &Client, a: &VersionArgs) -> anyhow::Result<()> {
     let negotiated = client.negotiate().await;
     let server: Result<Value, _> = match negotiated {
         Ok(()) => client.get_json("/version", &Query::new()).await,

@@ -167,7 +167,9 @@ pub async fn dispatch(ctx: &Ctx, c: VolumeCmd) -> anyhow::Result<()> {
                 return Ok(());
             }
             let mut f = a.filter.clone();
-            if a.all && !crate::client::version_lt(client.api_version(), "1.42") {
+            // Before 1.42 every unused volume was pruned and `all` is unknown.
+            client.ensure_negotiated().await?;
+            if a.all && !crate::client::version_lt(&client.api_version(), "1.42") {
                 f.push("all=true".into());
             }
             let v: Value = client
