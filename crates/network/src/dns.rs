@@ -1,24 +1,31 @@
-//! The embedded DNS server of user-defined networks (Docker's 127.0.0.11, done here as a
-//! UDP listener on the network's gateway address in the host namespace).
+//! The embedded DNS server of user-defined networks (Docker's 127.0.0.11, done here as
+//! UDP and TCP listeners on the network's gateway address in the host namespace).
 //!
 //! It answers A queries for container names, network aliases and short container IDs of
 //! the networks the asking container shares, and forwards every other question unchanged
-//! to the host's resolvers.
+//! to the host's resolvers, over the transport it came by: a resolver that got a
+//! truncated answer over UDP asks again over TCP (RFC 7766), and the relay does the same
+//! upstream.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::{JoinHandle, JoinSet};
 
 /// TTL of answers about containers: they come and go, so keep caches short.
 const TTL: u32 = 600;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a TCP client may keep a connection open without asking anything.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// TCP connections served at once per network; more wait in the kernel's backlog.
+const TCP_CONNECTIONS: usize = 64;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -91,15 +98,38 @@ impl DnsTable {
     }
 }
 
-/// A running DNS listener; dropping it stops it.
+/// A running DNS listener (UDP and TCP); dropping it stops it and its connections.
 #[derive(Debug)]
 pub(crate) struct DnsServer {
-    task: JoinHandle<()>,
+    udp: JoinHandle<()>,
+    tcp: JoinHandle<()>,
 }
 
 impl Drop for DnsServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.udp.abort();
+        self.tcp.abort();
+    }
+}
+
+/// What every query of one server needs.
+struct Ctx {
+    network: String,
+    table: SharedTable,
+    upstreams: Vec<SocketAddr>,
+}
+
+impl Ctx {
+    /// The local answer for `packet` from `src`, if the name is ours.
+    fn local(&self, src: IpAddr, packet: &[u8]) -> Option<Vec<u8>> {
+        let src = match src {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        self.table
+            .read()
+            .ok()
+            .and_then(|t| answer_locally(&t, &self.network, src, packet))
     }
 }
 
@@ -111,17 +141,20 @@ impl DnsServer {
         upstreams: Vec<SocketAddr>,
     ) -> std::io::Result<Self> {
         let socket = Arc::new(UdpSocket::bind(bind).await?);
-        let task = tokio::spawn(serve(socket, network, table, Arc::new(upstreams)));
-        Ok(DnsServer { task })
+        let listener = TcpListener::bind(bind).await?;
+        let ctx = Arc::new(Ctx {
+            network,
+            table,
+            upstreams,
+        });
+        Ok(DnsServer {
+            udp: tokio::spawn(serve_udp(socket, ctx.clone())),
+            tcp: tokio::spawn(serve_tcp(listener, ctx)),
+        })
     }
 }
 
-async fn serve(
-    socket: Arc<UdpSocket>,
-    network: String,
-    table: SharedTable,
-    upstreams: Arc<Vec<SocketAddr>>,
-) {
+async fn serve_udp(socket: Arc<UdpSocket>, ctx: Arc<Ctx>) {
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -132,23 +165,15 @@ async fn serve(
             }
         };
         let packet = buf[..n].to_vec();
-        let src = match peer.ip() {
-            std::net::IpAddr::V4(v4) => v4,
-            std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-        };
-        let answer = table
-            .read()
-            .ok()
-            .and_then(|t| answer_locally(&t, &network, src, &packet));
-        match answer {
+        match ctx.local(peer.ip(), &packet) {
             Some(reply) => {
                 let _ = socket.send_to(&reply, peer).await;
             }
             None => {
                 let socket = socket.clone();
-                let upstreams = upstreams.clone();
+                let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    let reply = match forward(&packet, &upstreams).await {
+                    let reply = match forward(&packet, &ctx.upstreams).await {
                         Some(r) => r,
                         None => match error_reply(&packet, ResponseCode::ServFail) {
                             Some(r) => r,
@@ -160,6 +185,66 @@ async fn serve(
             }
         }
     }
+}
+
+async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
+    // Dropped with this task: aborting the server closes its connections too.
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        if conns.len() >= TCP_CONNECTIONS {
+            conns.join_next().await;
+            continue;
+        }
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "dns accept failed");
+                continue;
+            }
+        };
+        conns.spawn(serve_tcp_conn(stream, peer.ip(), ctx.clone()));
+    }
+}
+
+/// One TCP client: length-prefixed questions, answered in order, until it hangs up or
+/// idles out.
+async fn serve_tcp_conn(mut stream: TcpStream, src: IpAddr, ctx: Arc<Ctx>) {
+    loop {
+        let packet = match tokio::time::timeout(TCP_IDLE, read_framed(&mut stream)).await {
+            Ok(Ok(p)) => p,
+            _ => return,
+        };
+        let reply = match ctx.local(src, &packet) {
+            Some(r) => Some(r),
+            None => match forward_tcp(&packet, &ctx.upstreams).await {
+                Some(r) => Some(r),
+                None => error_reply(&packet, ResponseCode::ServFail),
+            },
+        };
+        let Some(reply) = reply else { return };
+        if write_framed(&mut stream, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A DNS message with its two-byte length prefix (RFC 1035 4.2.2).
+async fn read_framed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u16().await? as usize;
+    let mut packet = vec![0u8; len];
+    stream.read_exact(&mut packet).await?;
+    Ok(packet)
+}
+
+async fn write_framed(stream: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(msg.len()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "DNS message too long")
+    })?;
+    let mut out = Vec::with_capacity(msg.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(msg);
+    stream.write_all(&out).await
 }
 
 /// The reply for a question about a container, or None when it is not ours to answer.
@@ -220,6 +305,21 @@ async fn forward(packet: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
         if let Ok(Ok(n)) = tokio::time::timeout(FORWARD_TIMEOUT, sock.recv(&mut buf)).await {
             buf.truncate(n);
             return Some(buf);
+        }
+    }
+    None
+}
+
+/// Relays the question over TCP to each upstream in turn until one answers.
+async fn forward_tcp(packet: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
+    for up in upstreams {
+        let ask = async {
+            let mut s = TcpStream::connect(up).await?;
+            write_framed(&mut s, packet).await?;
+            read_framed(&mut s).await
+        };
+        if let Ok(Ok(reply)) = tokio::time::timeout(FORWARD_TIMEOUT, ask).await {
+            return Some(reply);
         }
     }
     None

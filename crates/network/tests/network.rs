@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -330,6 +331,31 @@ fn embedded_dns_answers_names_aliases_and_short_ids() {
         assert_eq!(ask(1, "web."), (0, vec![ew.ipv4]));
         assert_eq!(ask(2, "WWW"), (0, vec![ew.ipv4]));
         assert_eq!(ask(3, &cid("c", 1)[..12]), (0, vec![ew.ipv4]));
+
+        // Over TCP too (resolvers retry there after a truncated answer), several questions
+        // on one connection, each with its two-byte length.
+        let mut tcp = client.tcp_connect(server);
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut ask_tcp = |id: u16, name: &str| -> (u16, Vec<Ipv4Addr>) {
+            let q = build_query(id, name).unwrap();
+            let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&q);
+            tcp.write_all(&framed).unwrap();
+            let mut len = [0u8; 2];
+            tcp.read_exact(&mut len).unwrap();
+            let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
+            tcp.read_exact(&mut reply).unwrap();
+            parse_a_answers(&reply).unwrap()
+        };
+        assert_eq!(ask_tcp(11, "web."), (0, vec![ew.ipv4]));
+        assert_eq!(ask_tcp(12, "www"), (0, vec![ew.ipv4]));
+        let (code, ips) = ask_tcp(13, "elsewhere.example.");
+        assert!(ips.is_empty());
+        assert_ne!(
+            code, 0,
+            "an upstream the sandbox cannot reach answers SERVFAIL"
+        );
+        drop(tcp);
 
         // A real resolver client inside the container namespace sees the same.
         let look = std::process::Command::new("nsenter")

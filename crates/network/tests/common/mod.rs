@@ -146,6 +146,15 @@ impl Netns {
             .unwrap()
             .unwrap()
     }
+
+    /// A TCP connection to `to` made from inside this namespace.
+    pub fn tcp_connect(&self, to: SocketAddrV4) -> TcpStream {
+        in_netns_blocking(&self.path, move || {
+            TcpStream::connect_timeout(&to.into(), Duration::from_secs(2))
+        })
+        .unwrap()
+        .unwrap()
+    }
 }
 
 impl Drop for Netns {
