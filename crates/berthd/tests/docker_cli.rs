@@ -761,6 +761,52 @@ fn named_volume_shared_by_two_containers() {
 }
 
 #[test]
+fn fresh_volume_gets_the_image_content_unless_nocopy() {
+    let d = Daemon::start();
+    // The image's /bin over a new named volume, an anonymous one, and --mount.
+    let o = d.docker(&["run", "--rm", "-v", "bins:/bin", "busybox", "ls", "/bin/sh"]);
+    assert_eq!(o.ok(), "/bin/sh");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "bins:/data",
+        "busybox",
+        "ls",
+        "/data/sh",
+    ]);
+    assert_eq!(o.ok(), "/data/sh", "the volume keeps what was copied in");
+    let o = d.docker(&["run", "--rm", "-v", "/etc", "busybox", "cat", "/etc/group"]);
+    assert!(o.ok().starts_with("root:"));
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,source=etcs,target=/etc",
+        "busybox",
+        "test",
+        "-s",
+        "/etc/passwd",
+    ]);
+    o.ok();
+    // nocopy: the volume stays empty, in both spellings.
+    for mount in [
+        ["-v", "empty1:/usr:nocopy"],
+        [
+            "--mount",
+            "type=volume,source=empty2,target=/usr,volume-nocopy",
+        ],
+    ] {
+        let o = d.docker(&[
+            "run", "--rm", mount[0], mount[1], "busybox", "ls", "-A", "/usr",
+        ]);
+        assert_eq!(o.ok(), "", "{mount:?}");
+    }
+    d.docker(&["volume", "rm", "bins", "etcs", "empty1", "empty2"])
+        .ok();
+}
+
+#[test]
 fn tmpfs_mount() {
     let d = Daemon::start();
     let o = d.docker(&[

@@ -183,13 +183,19 @@ impl Containers {
                     } else {
                         self.volume_named(&m.source, &rec.id)?
                     };
+                    let nocopy = m
+                        .volume_options
+                        .as_ref()
+                        .and_then(|o| o.get("NoCopy"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
                     mounts.push(MountPoint {
                         kind: "volume".into(),
                         name: v.name,
                         source: v.mountpoint,
                         destination: m.target,
                         driver: "local".into(),
-                        mode: "z".into(),
+                        mode: if nocopy { "z,nocopy" } else { "z" }.into(),
                         rw: !m.read_only,
                         propagation: String::new(),
                     });

@@ -227,8 +227,11 @@ impl Containers {
         for mp in &rec.mounts {
             let src = if mp.kind == "volume" {
                 let p = self.volume_path(&mp.name)?;
-                // Docker copies the image's content into a fresh volume on first use.
-                self.volume_copy_up(&mp.name, rootfs, &mp.destination)?;
+                // Docker copies the image's content into a fresh volume on first use,
+                // unless the mount says nocopy.
+                if !mp.mode.split(',').any(|m| m == "nocopy") {
+                    self.volume_copy_up(&mp.name, rootfs, &mp.destination)?;
+                }
                 p
             } else {
                 PathBuf::from(&mp.source)

@@ -14,7 +14,9 @@ use std::path::Path;
 /// Copies the content of directory `src` into the existing directory `dst`.
 pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
     let mut links = HashMap::new();
-    let top = fs::symlink_metadata(src)?;
+    // The top may be a /proc/self/fd link to a directory resolved inside a container's
+    // root: it is followed, nothing below it is.
+    let top = fs::metadata(src)?;
     if !top.is_dir() {
         return Err(io::Error::other(format!(
             "{} is not a directory",
