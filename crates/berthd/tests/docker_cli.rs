@@ -283,6 +283,17 @@ fn rename_pause_unpause_restart() {
     assert_eq!(d.status("new"), "running");
     let pid2 = d.inspect("new", "{{.State.Pid}}");
     assert_ne!(pid1, pid2, "restart kept the same process");
+
+    // A paused container stops (and is killed) without waiting for an unpause.
+    d.docker(&["pause", "new"]).ok();
+    d.docker(&["stop", "-t", "1", "new"]).ok();
+    let state = "{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}";
+    assert_eq!(d.inspect("new", state), "exited false 137");
+    d.docker(&["start", "new"]).ok();
+    d.docker(&["pause", "new"]).ok();
+    d.docker(&["kill", "new"]).ok();
+    assert_eq!(d.docker(&["wait", "new"]).ok(), "137");
+    assert_eq!(d.inspect("new", state), "exited false 137");
 }
 
 #[test]

@@ -141,6 +141,30 @@ fn pause_resume_and_state() {
 }
 
 #[test]
+fn sigkill_reaches_a_paused_container() {
+    let env = Env::new();
+    let (id, _b) = running(&env, &["sleep", "300"], "pausekill");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    assert!(env.exec(&["pause", &id]).status.success());
+    // A softer signal stays pending while frozen, as with runc.
+    assert!(env.exec(&["kill", &id, "TERM"]).status.success());
+    assert_eq!(env.state(&id)["status"], "paused");
+    // SIGKILL thaws it, so the process dies now, not at the next resume.
+    assert!(env.exec(&["kill", &id, "KILL"]).status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.state(&id)["status"] != "stopped" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} still {}",
+            env.state(&id)["status"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(env.exec(&["delete", &id]).status.success());
+    assert!(host_cgroups_named(&id).is_empty());
+}
+
+#[test]
 fn update_limits_and_stats() {
     let env = Env::new();
     let (id, _b) = running(&env, &["sleep", "300"], "update");

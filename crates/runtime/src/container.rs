@@ -517,33 +517,41 @@ pub fn state(root: &Root, id: &str) -> Result<serde_json::Value> {
 pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = util::parse_signal(signal).ok_or_else(|| Error::InvalidSignal(signal.into()))?;
     let state = root.load(id)?;
+    let status = state.live_status(&root.container_dir(id));
     if all {
         // Every process of the cgroup, which may be none: like runc, that is
         // not an error.
         match &state.cgroup {
             Some(cg) => cg.signal_all(sig)?,
             // Rootless without a cgroup: init is all we know of.
-            None if state.live_status(&root.container_dir(id)) != Status::Stopped => {
+            None if status != Status::Stopped => {
                 let _ = sys::kill(state.pid, sig);
             }
             None => {}
         }
-        return Ok(());
+    } else {
+        if status == Status::Stopped {
+            return Err(Error::NotRunning);
+        }
+        sys::kill(state.pid, sig).map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => Error::Sys {
+                context: "kill".into(),
+                source: std::io::Error::other("no such process"),
+            },
+            _ => Error::Sys {
+                context: "kill".into(),
+                source: e,
+            },
+        })?;
     }
-    let status = state.live_status(&root.container_dir(id));
-    if status == Status::Stopped {
-        return Err(Error::NotRunning);
+    // A frozen process keeps a SIGKILL pending until it is thawed (cgroup v1's
+    // freezer): thaw, as runc does, so the kill takes effect now.
+    if sig == libc::SIGKILL && status == Status::Paused {
+        if let Some(cg) = &state.cgroup {
+            cg.thaw()?;
+        }
     }
-    sys::kill(state.pid, sig).map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => Error::Sys {
-            context: "kill".into(),
-            source: std::io::Error::other("no such process"),
-        },
-        _ => Error::Sys {
-            context: "kill".into(),
-            source: e,
-        },
-    })
+    Ok(())
 }
 
 pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
