@@ -172,6 +172,13 @@ fn exec_exit_codes_stdin_and_missing_command() {
     );
     let o = d.docker(&["exec", &id, "/etc"]);
     assert_eq!(o.code(), 126, "{}", o.err());
+    let o = d.docker(&["exec", "-u", "nouser", &id, "id"]);
+    assert_eq!(o.code(), 126, "{}", o.err());
+    let msg = o.out() + &o.err();
+    assert!(msg.contains("unable to find user nouser"), "{msg}");
+    // The container's hostname is in an exec's environment, as in its own.
+    let o = d.docker(&["exec", &id, "sh", "-c", "echo $HOSTNAME"]);
+    assert_eq!(o.ok(), &id[..12]);
 }
 
 #[test]

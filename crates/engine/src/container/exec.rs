@@ -188,12 +188,28 @@ impl Containers {
             cfg.user.clone()
         };
         let rf = rootfs.clone();
-        let user =
-            tokio::task::spawn_blocking(move || berth_image::spec::resolve_user(&rf, &user_spec))
-                .await
-                .map_err(|e| Error::internal("resolving the user", e))?
-                .map_err(|e| Error::invalid(e.to_string()))?;
+        let user = match tokio::task::spawn_blocking(move || {
+            berth_image::spec::resolve_user(&rf, &user_spec)
+        })
+        .await
+        .map_err(|e| Error::internal("resolving the user", e))
+        .and_then(|r| r.map_err(|e| Error::invalid(e.to_string())))
+        {
+            Ok(u) => u,
+            Err(e) => {
+                // As Docker: the exec ran and failed, with the code of a command that
+                // cannot run.
+                if let Ok(mut st) = ex.state.lock() {
+                    st.running = false;
+                    st.exit_code = Some(126);
+                }
+                return Err(e);
+            }
+        };
         let mut env = berth_image::spec::merge_env(&c.config.env, &cfg.env);
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.insert(0, format!("HOSTNAME={}", c.config.hostname));
+        }
         super::spec::default_env(&mut env, &user.home, cfg.tty);
         let mut hc = c.host_config.clone();
         if cfg.privileged {
