@@ -662,6 +662,30 @@ impl NetworkManager {
         Ok(endpoint)
     }
 
+    /// A container's new name, on every network it is attached to: recorded, and in the
+    /// embedded DNS instead of the old one.
+    pub async fn rename_container(&self, container_id: &str, new_name: &str) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        let ids: Vec<String> = inner
+            .nets
+            .iter()
+            .filter(|(_, n)| n.endpoints.contains_key(container_id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let mut updated = inner.nets[&id].clone();
+            let Some(ep) = updated.endpoints.get_mut(container_id) else {
+                continue;
+            };
+            ep.container_name = new_name.trim_start_matches('/').to_string();
+            let ep = ep.clone();
+            store::save(&self.cfg.state_dir, &updated)?;
+            self.dns_register(&updated, container_id, &ep);
+            inner.nets.insert(id, updated);
+        }
+        Ok(())
+    }
+
     /// Detaches a container: stops its proxies, deletes its veth pair, releases its address.
     pub async fn disconnect(&self, network: &str, container_id: &str) -> Result<()> {
         let mut inner = self.inner.lock().await;

@@ -366,10 +366,19 @@ fn embedded_dns_answers_names_aliases_and_short_ids() {
         let text = String::from_utf8_lossy(&look.stdout);
         assert!(text.contains(&ew.ipv4.to_string()), "{text}");
 
+        // A renamed container answers to its new name only (an unknown name is forwarded
+        // upstream, which a sandbox cannot reach: SERVFAIL).
+        mgr.rename_container(&cid("c", 1), "web2").await.unwrap();
+        assert_eq!(ask(5, "web2"), (0, vec![ew.ipv4]));
+        assert_eq!(ask(6, "www"), (0, vec![ew.ipv4]), "aliases stay");
+        let (code, ips) = ask(7, "web.");
+        assert!(ips.is_empty());
+        assert_ne!(code, 0);
+
         // After disconnect the name is gone (the question is then forwarded upstream,
         // which a sandbox cannot reach: SERVFAIL).
         mgr.disconnect("svc", &cid("c", 1)).await.unwrap();
-        let (code, ips) = ask(4, "web.");
+        let (code, ips) = ask(4, "web2.");
         assert!(ips.is_empty());
         assert_ne!(code, 0);
 

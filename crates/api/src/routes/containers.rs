@@ -333,7 +333,7 @@ async fn rename(
     let name = q
         .get("name")
         .ok_or_else(|| ApiError::bad_request("missing name"))?;
-    st.engine.containers.rename(&id, name)?;
+    st.engine.containers.rename(&id, name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

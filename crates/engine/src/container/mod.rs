@@ -392,7 +392,7 @@ impl Containers {
     }
 
     /// `PATCH`-style rename, checked against every other name.
-    pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {
+    pub async fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {
         let entry = self.get(name_or_id)?;
         let new_name = crate::ids::validate_name(new_name)?;
         let old = entry.snapshot();
@@ -407,6 +407,10 @@ impl Containers {
             )));
         }
         self.update(&entry, |c| c.name = new_name.clone())?;
+        // Other containers find it by its new name only.
+        if let Err(e) = self.networks.rename_container(&old.id, &new_name).await {
+            tracing::warn!(id = %old.id, error = %e, "renaming the container's endpoints");
+        }
         let rec = entry.snapshot();
         self.publish(&rec, "rename", &[("oldName", format!("/{}", old.name))]);
         Ok(())
