@@ -210,10 +210,16 @@ fn too_many_cpus_refused_at_create() {
     );
     assert_eq!(o.code(), 125, "{}", o.err());
     assert!(
-        o.err().contains("ange of CPUs is from 0.01 to"),
+        o.err().contains("Range of CPUs is from 0.01 to"),
         "{}",
         o.err()
     );
+    // Refused by create itself: nothing is left, --rm or not, and negative counts too.
+    for cpus in ["99999", "-1"] {
+        let o = d.docker(&["run", "--cpus", cpus, "busybox", "true"]);
+        assert_eq!(o.code(), 125, "--cpus {cpus}: {}", o.err());
+        assert!(o.err().contains("Range of CPUs"), "{}", o.err());
+    }
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "", "a container was created");
 }
 

@@ -348,6 +348,14 @@ pub fn check_limits(hc: &HostConfig) -> Result<()> {
             "Conflicting options: Nano CPUs and CPU Period cannot both be set",
         ));
     }
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
+    if hc.nano_cpus < 0 || hc.nano_cpus > ncpu * 1_000_000_000 {
+        return Err(Error::invalid(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
     Ok(())
 }
 
@@ -384,14 +392,6 @@ fn resources(hc: &HostConfig) -> Result<Value> {
     }
     let mut cpu = serde_json::Map::new();
     if hc.nano_cpus > 0 {
-        let ncpu = std::thread::available_parallelism()
-            .map(|n| n.get() as i64)
-            .unwrap_or(1);
-        if hc.nano_cpus > ncpu * 1_000_000_000 {
-            return Err(Error::invalid(format!(
-                "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-            )));
-        }
         cpu.insert("period".into(), json!(100_000));
         cpu.insert(
             "quota".into(),
