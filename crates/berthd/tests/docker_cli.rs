@@ -825,6 +825,79 @@ fn fresh_volume_gets_the_image_content_unless_nocopy() {
 }
 
 #[test]
+fn health_checks_turn_unhealthy_and_healthy() {
+    let d = Daemon::start();
+    d.run_d(&[
+        "--name",
+        "hc",
+        "--health-cmd",
+        "echo probing; test -f /tmp/ok",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let health = || d.inspect("hc", "{{.State.Health.Status}}");
+    wait_for("the probe to fail twice", LONG, || {
+        (health() == "unhealthy").then_some(())
+    });
+    let ps = d.docker(&[
+        "ps",
+        "--filter",
+        "health=unhealthy",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    let ps = ps.ok();
+    assert!(
+        ps.starts_with("hc Up ") && ps.ends_with("(unhealthy)"),
+        "{ps}"
+    );
+    let log = d.inspect(
+        "hc",
+        "{{(index .State.Health.Log 0).ExitCode}} {{(index .State.Health.Log 0).Output}}",
+    );
+    assert_eq!(log, "1 probing");
+    d.docker(&["exec", "hc", "touch", "/tmp/ok"]).ok();
+    wait_for("the probe to pass", LONG, || {
+        (health() == "healthy").then_some(())
+    });
+    assert_eq!(d.inspect("hc", "{{.State.Health.FailingStreak}}"), "0");
+    assert_eq!(
+        d.docker(&["ps", "--filter", "health=healthy", "--format", "{{.Names}}"])
+            .ok(),
+        "hc"
+    );
+    // --until is in whole seconds: let the last event's second pass.
+    std::thread::sleep(Duration::from_millis(1100));
+    let events = d
+        .docker(&[
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            "event=health_status",
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok();
+    assert_eq!(events, "health_status: unhealthy\nhealth_status: healthy");
+    // No check, and a check turned off: no Health at all.
+    d.run_d(&["--name", "plain", "busybox", "sleep", "1000"]);
+    assert_eq!(
+        d.docker(&["ps", "--filter", "health=none", "--format", "{{.Names}}"])
+            .ok(),
+        "plain"
+    );
+    d.docker(&["rm", "-f", "hc", "plain"]).ok();
+}
+
+#[test]
 fn tmpfs_mount() {
     let d = Daemon::start();
     let o = d.docker(&[

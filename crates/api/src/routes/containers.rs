@@ -123,7 +123,14 @@ fn matches(c: &Container, f: &HashMap<String, Vec<String>>, st: &AppState) -> Ap
                     .iter()
                     .any(|m| m.name == *v || m.destination == *v || m.source == *v)
             }),
-            "health" => vals.iter().any(|v| v == "none"),
+            "health" => {
+                let status = c
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str());
+                vals.iter().any(|v| v == status)
+            }
             "is-task" => vals.iter().any(|v| v == "false"),
             "before" | "since" => {
                 let other = st.engine.containers.inspect(&vals[0])?;

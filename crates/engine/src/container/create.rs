@@ -151,6 +151,8 @@ impl Containers {
         if c.user.is_empty() {
             c.user = ic.user.clone().unwrap_or_default();
         }
+        super::health::merge(&mut c.extra, ic.extra.get("Healthcheck"));
+        super::health::validate(c)?;
         let mut labels = ic.labels.clone().unwrap_or_default();
         labels.extend(std::mem::take(&mut c.labels));
         c.labels = labels;

@@ -348,6 +348,31 @@ impl Containers {
             .map_err(|e| Error::Conflict(e.to_string()))
     }
 
+    /// The exit code of a finished exec, None while it runs (or when there is none).
+    pub(crate) fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
+        self.execs.get(exec_id).ok()?.current().exit_code
+    }
+
+    /// SIGKILL to a running exec's process (a health probe past its timeout).
+    pub(crate) fn exec_kill(&self, exec_id: &str) {
+        let Ok(ex) = self.execs.get(exec_id) else {
+            return;
+        };
+        let pid = ex.current().pid;
+        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32).filter(|_| pid > 0) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Drops one exec instance and its files (a health probe's, once read).
+    pub(crate) fn forget_exec(&self, exec_id: &str) {
+        if let Ok(mut m) = self.execs.map.lock() {
+            if let Some(e) = m.remove(exec_id) {
+                let _ = std::fs::remove_dir_all(&e.run_dir);
+            }
+        }
+    }
+
     /// Drops the exec instances of a removed container.
     pub(crate) fn forget_execs(&self, container_id: &str) {
         if let Ok(mut m) = self.execs.map.lock() {

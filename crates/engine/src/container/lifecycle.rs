@@ -547,6 +547,7 @@ impl Containers {
                 .unwrap_or(false);
                 if live {
                     self.clone().watch_exit(entry.clone());
+                    self.watch_health(entry.clone());
                     continue;
                 }
                 let info = berth_monitor::read_exit(&rd).unwrap_or(ExitInfo {

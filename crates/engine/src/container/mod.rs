@@ -6,6 +6,7 @@ pub mod archive;
 pub mod commit;
 pub mod create;
 pub mod exec;
+pub mod health;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;

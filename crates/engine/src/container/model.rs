@@ -85,7 +85,13 @@ impl Container {
             if st.restarting {
                 return format!("Restarting ({}) {} ago", st.exit_code, up);
             }
-            return format!("Up {up}");
+            return match st.health.as_ref().map(|h| h.status.as_str()) {
+                Some(super::health::STARTING) => format!("Up {up} (health: starting)"),
+                Some(s @ (super::health::HEALTHY | super::health::UNHEALTHY)) => {
+                    format!("Up {up} ({s})")
+                }
+                _ => format!("Up {up}"),
+            };
         }
         match st.status.as_str() {
             "created" => "Created".into(),

@@ -405,6 +405,7 @@ impl Containers {
         let rec = entry.snapshot();
         self.publish(&rec, "start", &[]);
         self.clone().watch_exit(entry.clone());
+        self.watch_health(entry.clone());
         Ok(())
     }
 }
