@@ -236,8 +236,19 @@ fn ps_and_filters() {
     let up = d.run_d(&[
         "--name", "up1", "--label", "k=v", "busybox", "sleep", "1000",
     ]);
-    d.docker(&["run", "--name", "done1", "busybox", "true"])
+    d.docker(&["run", "--name", "done1", "busybox", "sh", "-c", "exit 0"])
         .ok();
+    // Arguments with a space are quoted in the list, as dockerd does.
+    let cmd = d.docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        "name=done1",
+        "--format",
+        "{{.Command}}",
+    ]);
+    assert_eq!(cmd.ok(), "\"sh -c 'exit 0'\"");
     let names = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["ps", "--format", "{{.Names}}"];
         a.extend_from_slice(args);

@@ -54,7 +54,13 @@ impl Containers {
             changes: req.changes.clone(),
             author: (!req.author.is_empty()).then(|| req.author.clone()),
             message: (!req.comment.is_empty()).then(|| req.comment.clone()),
-            created_by: Some(rec.command_line()),
+            created_by: Some(
+                std::iter::once(&rec.path)
+                    .chain(&rec.args)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             config: Some(image_config(&rec.config, req.config.as_ref())),
         };
         // A frozen container writes nothing while its layer is read.

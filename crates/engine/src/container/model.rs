@@ -116,9 +116,16 @@ impl Container {
         }
     }
 
+    /// The list's `Command`: arguments holding a space are single-quoted, as dockerd does.
     pub fn command_line(&self) -> String {
         let mut parts = vec![self.path.clone()];
-        parts.extend(self.args.iter().cloned());
+        parts.extend(self.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }));
         parts.join(" ")
     }
 
