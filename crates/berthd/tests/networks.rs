@@ -94,6 +94,11 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
         "srv2",
     ]);
     assert!(o.out().contains("Address"), "{}{}", o.out(), o.err());
+    // The wgets above show in the server's network counters.
+    let netio = d
+        .docker(&["stats", "--no-stream", "--format", "{{.NetIO}}", "srv2"])
+        .ok();
+    assert!(!netio.starts_with("0B"), "{netio}");
     let inspect = d
         .docker(&["network", "inspect", "-f", "{{len .Containers}}", &net])
         .ok();

@@ -119,7 +119,7 @@ impl Containers {
             ),
             None => (empty_pre, json!(crate::time::ZERO)),
         };
-        Ok(json!({
+        let mut sample = json!({
             "name": format!("/{}", c.name),
             "id": c.id,
             "read": now,
@@ -139,8 +139,46 @@ impl Containers {
                 "stats": s.memory.stat,
                 "limit": s.memory.limit.filter(|l| *l < host_mem).unwrap_or(host_mem),
             },
-        }))
+        });
+        // A container in the host's network namespace reports no networks, as in Docker.
+        if c.network_mode() != "host" {
+            if let Some(nets) = std::fs::read_to_string(format!("/proc/{}/net/dev", c.state.pid))
+                .ok()
+                .map(|t| net_dev(&t))
+                .filter(|n| !n.is_empty())
+            {
+                sample["networks"] = Value::Object(nets);
+            }
+        }
+        Ok(sample)
     }
+}
+
+/// `networks` of a stats sample from /proc/PID/net/dev, which shows the namespace of PID:
+/// each interface but loopback, with Docker's counter names.
+fn net_dev(text: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for line in text.lines().skip(2) {
+        let Some((name, counters)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let v: Vec<u64> = counters
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if name == "lo" || v.len() < 16 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!({
+                "rx_bytes": v[0], "rx_packets": v[1], "rx_errors": v[2], "rx_dropped": v[3],
+                "tx_bytes": v[8], "tx_packets": v[9], "tx_errors": v[10], "tx_dropped": v[11],
+            }),
+        );
+    }
+    out
 }
 
 /// Host CPU time in nanoseconds, as Docker computes it from /proc/stat.
@@ -171,4 +209,22 @@ fn host_mem_total() -> u64 {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn net_dev_counters_by_interface_without_loopback() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0
+  eth0:    1070      12    1    2    0     0          0         0      336       4    3    4    0     0       0          0
+";
+        let n = super::net_dev(text);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n["eth0"]["rx_bytes"], 1070);
+        assert_eq!(n["eth0"]["rx_dropped"], 2);
+        assert_eq!(n["eth0"]["tx_bytes"], 336);
+        assert_eq!(n["eth0"]["tx_dropped"], 4);
+    }
 }
