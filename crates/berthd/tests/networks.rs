@@ -297,4 +297,27 @@ fn network_none_has_only_loopback_and_host_sees_the_host() {
         ])
         .ok();
     assert!(o.lines().count() > 1, "{o}");
+    // Both are attached to the predefined network of their name, from create on.
+    for mode in ["none", "host"] {
+        let id = d
+            .docker(&["create", "--network", mode, "busybox", "true"])
+            .ok();
+        let ps = d
+            .docker(&[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("id={id}"),
+                "--format",
+                "{{.Networks}}",
+            ])
+            .ok();
+        assert_eq!(ps, mode);
+        let net_id = d
+            .docker(&["network", "inspect", "-f", "{{.Id}}", mode])
+            .ok();
+        let f = format!("{{{{(index .NetworkSettings.Networks \"{mode}\").NetworkID}}}}");
+        assert_eq!(d.docker(&["inspect", "-f", &f, &id]).ok(), net_id);
+        d.docker(&["rm", &id]).ok();
+    }
 }

@@ -269,6 +269,22 @@ impl Containers {
             )));
         }
         self.prepare_mounts(&mut rec).await?;
+        // As dockerd: a container on the host's network or on none is attached to that
+        // predefined network from create on (ps shows it, inspect names its ID).
+        let mode = rec.network_mode().to_string();
+        if matches!(mode.as_str(), "none" | "host") {
+            if let Ok(net) = self.networks.inspect(&mode).await {
+                rec.networks.insert(
+                    mode,
+                    serde_json::json!({
+                        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                        "NetworkID": net.id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+                        "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                        "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
+                    }),
+                );
+            }
+        }
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::internal(format!("creating {}", dir.display()), e))?;
         let record = dir.join("container.json");
