@@ -338,6 +338,9 @@ fn wait_and_kill_with_signal() {
     let id = d.run_d(&["busybox", "sleep", "1000"]);
     d.docker(&["kill", &id]).ok();
     assert_eq!(d.docker(&["wait", &id]).ok(), "137");
+    // A bad signal is named as such, even for a stopped container.
+    let o = d.docker(&["kill", "-s", "BOGUS", &id]);
+    assert!(o.err().contains("Invalid signal: BOGUS"), "{}", o.err());
 }
 
 #[test]

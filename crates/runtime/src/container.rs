@@ -283,11 +283,7 @@ pub fn create(root: &Root, opts: &CreateOptions, console: Option<OwnedFd>) -> Re
                 tracing::debug!("create {}: init ready", opts.id);
                 break;
             }
-            msg::ERROR => {
-                return Err(Error::Init(
-                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
-                ));
-            }
+            msg::ERROR => return Err(Error::from_child(&buf[1..n])),
             other => {
                 return Err(Error::Init(format!(
                     "unexpected message {other:#x} from init"

@@ -178,17 +178,18 @@ impl Containers {
     pub async fn kill(&self, name_or_id: &str, signal: Option<&str>) -> Result<()> {
         let entry = self.get(name_or_id)?;
         let rec = entry.snapshot();
+        // As dockerd: a bad signal is refused before the container's state is looked at.
+        let sig = match signal.filter(|s| !s.is_empty()) {
+            Some(s) => berth_image::spec::parse_signal(s)
+                .map_err(|_| Error::invalid(format!("Invalid signal: {s}")))?,
+            None => 9,
+        };
         if !rec.state.running {
             return Err(Error::Conflict(format!(
                 "Container {} is not running",
                 rec.id
             )));
         }
-        let sig = match signal.filter(|s| !s.is_empty()) {
-            Some(s) => berth_image::spec::parse_signal(s)
-                .map_err(|_| Error::invalid(format!("Invalid signal: {s}")))?,
-            None => 9,
-        };
         if sig == 9 {
             let _ = self.update(&entry, |c| c.manually_stopped = true);
         }
