@@ -912,6 +912,52 @@ fn health_checks_turn_unhealthy_and_healthy() {
 }
 
 #[test]
+fn update_changes_limits_of_a_running_container() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "up", "-m", "64m", "busybox", "sleep", "1000"]);
+    d.docker(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--cpus",
+        "1",
+        "--pids-limit",
+        "20",
+        "--restart",
+        "on-failure:3",
+        "up",
+    ])
+    .ok();
+    // What the container's own cgroup says (v1 here; the same files under cgroupfs).
+    let o = d
+        .docker(&[
+            "exec",
+            "up",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/pids/pids.max",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        ])
+        .ok();
+    assert_eq!(o, format!("{}\n20\n100000", 128 << 20));
+    let f = "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}";
+    assert_eq!(
+        d.inspect("up", f),
+        format!("{} 1000000000 20 on-failure", 128 << 20)
+    );
+    let o = d.docker(&["update", "-m", "1m", "up"]);
+    assert_ne!(o.code(), 0);
+    assert!(
+        o.err().contains("Minimum memory limit allowed is 6MB"),
+        "{}",
+        o.err()
+    );
+    d.docker(&["rm", "-f", "up"]).ok();
+}
+
+#[test]
 fn tmpfs_mount() {
     let d = Daemon::start();
     let o = d.docker(&[

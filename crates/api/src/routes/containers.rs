@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/update", post(update))
         .route("/containers/{id}/pause", post(pause))
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/logs", get(crate::routes::logs::logs))
@@ -330,6 +331,16 @@ async fn resize(
     let (h, w) = crate::error::tty_size(&q)?;
     st.engine.containers.resize(&id, h, w).await?;
     Ok(StatusCode::OK)
+}
+
+async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let req: serde_json::Map<String, Value> = parse_json(&body)?;
+    let warnings = st.engine.containers.update_resources(&id, &req).await?;
+    Ok(Json(json!({ "Warnings": warnings })))
 }
 
 async fn rename(

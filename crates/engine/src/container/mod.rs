@@ -16,6 +16,7 @@ pub mod spec;
 mod start;
 pub mod stats;
 pub mod types;
+mod update;
 mod volume_glue;
 
 use crate::config::EngineConfig;

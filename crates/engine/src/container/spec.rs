@@ -359,7 +359,7 @@ pub fn check_limits(hc: &HostConfig) -> Result<()> {
     Ok(())
 }
 
-fn resources(hc: &HostConfig) -> Result<Value> {
+pub(crate) fn resources(hc: &HostConfig) -> Result<Value> {
     check_limits(hc)?;
     let mut r = json!({ "devices": device_rules(hc.privileged) });
     let mut mem = serde_json::Map::new();
