@@ -149,6 +149,19 @@ fn invalid_cli_flags_exit_125() {
     assert!(o.err().contains("no such file or directory"), "{}", o.err());
     let o = d.docker(&["run", "--rm", "busybox", "/etc"]);
     assert_eq!(o.code(), 126, "{}", o.err());
+    // Refused by the start itself, as dockerd: the container stays Created with the code.
+    for (cmd, code) in [("/etc/passwd", "126"), ("no-such-cmd", "127")] {
+        let o = d.docker(&["run", "--name", "nostart", "busybox", cmd]);
+        assert_eq!(o.code().to_string(), code, "{}", o.err());
+        let state = d.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "nostart",
+        ]);
+        assert_eq!(state.ok(), format!("created {code}"));
+        d.docker(&["rm", "nostart"]).ok();
+    }
     // --pull never: the image is missing and nothing may be fetched from outside.
     let o = d.docker(&["run", "--rm", "--pull", "never", "nope"]);
     assert_eq!(o.code(), 125, "{}", o.err());

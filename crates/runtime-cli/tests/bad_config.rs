@@ -97,6 +97,13 @@ fn executable_not_found_fails_at_create() {
     let env = Env::new();
     let b = env.bundle(&["no-such-binary"]);
     assert_create_fails(&env, &b, &["executable file not found"]);
+    let b = env.bundle(&["/no/such/file"]);
+    assert_create_fails(&env, &b, &["/no/such/file", "no such file or directory"]);
+    // A path to something that cannot be executed, as runc: a directory, a plain file.
+    for path in ["/etc", "/etc/passwd"] {
+        let b = env.bundle(&[path]);
+        assert_create_fails(&env, &b, &[path, "permission denied"]);
+    }
 }
 
 #[test]

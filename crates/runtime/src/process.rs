@@ -252,6 +252,10 @@ fn resolve_exec(process: &oci_spec::runtime::Process) -> Result<Exec> {
                 "exec: {arg0:?}: no such file or directory"
             )));
         }
+        // As runc: a directory or a file without an execute bit fails `create`.
+        if !is_executable(&p) {
+            return Err(Error::Init(format!("exec: {arg0:?}: permission denied")));
+        }
         p
     } else {
         let search = env

@@ -64,20 +64,29 @@ impl Containers {
             Ok(()) => Ok(()),
             Err(e) => {
                 let msg = e.to_string();
+                // dockerd's codes for a process that could not be started: 127 not found,
+                // 126 not executable, 128 anything else.
+                let code = if msg.contains("not found") || msg.contains("no such file") {
+                    127
+                } else if msg.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
                 let _ = self.update(&entry, |c| {
                     c.state.error = msg.clone();
                     if c.state.status == "created" && c.has_been_started {
                         c.state.status = "exited".into();
                     }
                     c.state.exit_code = if c.state.exit_code == 0 {
-                        128
+                        code
                     } else {
                         c.state.exit_code
                     };
                 });
                 self.fail_pending_attaches(&entry, &msg);
                 entry.run.send_modify(|r| {
-                    r.exit_code = 128;
+                    r.exit_code = code;
                     r.error = Some(msg.clone());
                 });
                 // Docker removes an --rm container whose start failed; the client waits
