@@ -1064,6 +1064,56 @@ fn export_and_diff() {
 }
 
 #[test]
+fn stop_and_volumes_and_networks_have_dockers_events() {
+    let d = Daemon::start();
+    let net = format!("evn{}", std::process::id());
+    d.docker(&["network", "create", &net]).ok();
+    d.run_d(&[
+        "--name",
+        "evs",
+        "--network",
+        &net,
+        "-v",
+        "evvol:/data",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    d.docker(&["stop", "-t", "1", "evs"]).ok();
+    // --until is in whole seconds: let the last event's second pass.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = d
+        .docker(&[
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--format",
+            "{{.Type}} {{.Action}}",
+        ])
+        .ok();
+    let seen: Vec<&str> = out.lines().collect();
+    // In Docker's order, as far as each pair goes.
+    let order = |a: &str, b: &str| {
+        let i = seen.iter().position(|l| *l == a);
+        let j = seen.iter().position(|l| *l == b);
+        assert!(
+            i.is_some() && j.is_some() && i < j,
+            "{a} before {b}: {seen:?}"
+        );
+    };
+    order("network connect", "container start");
+    order("volume mount", "container start");
+    order("container kill", "container die");
+    order("container die", "network disconnect");
+    order("volume unmount", "container stop");
+    d.docker(&["rm", "evs"]).ok();
+    d.docker(&["volume", "rm", "evvol"]).ok();
+    d.docker(&["network", "rm", &net]).ok();
+}
+
+#[test]
 fn events_since_until() {
     let d = Daemon::start();
     let t0 = std::time::SystemTime::now()

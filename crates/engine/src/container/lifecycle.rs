@@ -72,11 +72,6 @@ impl Containers {
         if !rec.state.running {
             return;
         }
-        let rootfs = self.run_dir(&rec.id).join("rootfs");
-        let _ = tokio::task::spawn_blocking(move || berth_image::snapshot::unmount_rootfs(&rootfs))
-            .await;
-        self.teardown_network(&entry).await;
-        self.forget_execs(&rec.id);
         let code = info.exit_code as i64;
         let record = |c: &mut Container| {
             c.state.running = false;
@@ -97,11 +92,24 @@ impl Containers {
         } else {
             self.update(&entry, record)
         };
-        let rec = entry.snapshot();
-        self.publish(&rec, "die", &[("exitCode", code.to_string())]);
+        // Docker's order: oom, die, then what the clean-up releases.
         if info.oom_killed {
             self.publish(&rec, "oom", &[]);
         }
+        self.publish(&rec, "die", &[("exitCode", code.to_string())]);
+        let rootfs = self.run_dir(&rec.id).join("rootfs");
+        let _ = tokio::task::spawn_blocking(move || berth_image::snapshot::unmount_rootfs(&rootfs))
+            .await;
+        self.teardown_network(&entry).await;
+        self.forget_execs(&rec.id);
+        for mp in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            self.publish_volume(
+                "unmount",
+                &mp.name,
+                &[("container", rec.id.clone()), ("driver", "local".into())],
+            );
+        }
+        let rec = entry.snapshot();
         entry.run.send_modify(|r| {
             r.exits += 1;
             r.exit_code = code;
@@ -239,8 +247,9 @@ impl Containers {
         let mut rx = entry.run.subscribe();
         let exits = rx.borrow().exits;
         if sig != 9 {
-            if let Err(e) = run_runtime(self, &rec, &["kill", &rec.id, &sig.to_string()]).await {
-                tracing::debug!(error = %e, "stop signal");
+            match run_runtime(self, &rec, &["kill", &rec.id, &sig.to_string()]).await {
+                Ok(()) => self.publish(&rec, "kill", &[("signal", sig.to_string())]),
+                Err(e) => tracing::debug!(error = %e, "stop signal"),
             }
         }
         let exited = async {
@@ -259,7 +268,12 @@ impl Containers {
             Duration::from_secs(timeout as u64)
         };
         if sig == 9 || tokio::time::timeout(wait, exited).await.is_err() {
-            let _ = run_runtime(self, &rec, &["kill", &rec.id, "9"]).await;
+            if run_runtime(self, &rec, &["kill", &rec.id, "9"])
+                .await
+                .is_ok()
+            {
+                self.publish(&rec, "kill", &[("signal", "9".into())]);
+            }
             let mut rx = entry.run.subscribe();
             let _ = tokio::time::timeout(Duration::from_secs(30), async {
                 while rx.borrow().running && rx.borrow().exits <= exits {
@@ -361,7 +375,12 @@ impl Containers {
                     let _ = run_runtime(self, &rec, &["resume", &rec.id]).await;
                 }
                 let mut rx = entry.run.subscribe();
-                let _ = run_runtime(self, &rec, &["kill", &rec.id, "9"]).await;
+                if run_runtime(self, &rec, &["kill", &rec.id, "9"])
+                    .await
+                    .is_ok()
+                {
+                    self.publish(&rec, "kill", &[("signal", "9".into())]);
+                }
                 let _ = tokio::time::timeout(Duration::from_secs(30), async {
                     while rx.borrow().running {
                         if rx.changed().await.is_err() {
@@ -477,6 +496,7 @@ impl Containers {
     ) -> Result<std::os::unix::net::UnixStream> {
         let entry = self.get(name_or_id)?;
         let rec = entry.snapshot();
+        self.publish(&rec, "attach", &[]);
         if rec.state.running {
             let rd = self.run_dir(&rec.id);
             return tokio::task::spawn_blocking(move || berth_monitor::attach(&rd, req))

@@ -256,6 +256,7 @@ impl Containers {
                 )
                 .await
                 .map_err(net_err)?;
+            self.publish_network("connect", &ep.network_id, &ep.network_name, &rec.id);
             first_ip.get_or_insert(ep.ipv4);
             own_ips.push(ep.ipv4);
             networks.insert(net.clone(), json!({
@@ -352,12 +353,28 @@ impl Containers {
         }
     }
 
+    /// Docker's `network connect` / `disconnect` event of a container's endpoint.
+    fn publish_network(&self, action: &str, network_id: &str, network_name: &str, container: &str) {
+        let attrs = std::collections::BTreeMap::from([
+            ("container".to_string(), container.to_string()),
+            ("name".to_string(), network_name.to_string()),
+            ("type".to_string(), "bridge".to_string()),
+        ]);
+        self.events.publish("network", action, network_id, attrs);
+    }
+
     /// Unpublishes and disconnects every network of the container and unpins its namespace.
     async fn unwire(&self, rec: &Container, ns: &std::path::Path) {
         for n in Self::wanted_networks(rec) {
             let _ = self.networks.unpublish(&n, &rec.id).await;
-            if let Err(e) = self.networks.disconnect(&n, &rec.id).await {
-                tracing::debug!(network = n, error = %e, "disconnect");
+            let info = self.networks.inspect(&n).await.ok();
+            match self.networks.disconnect(&n, &rec.id).await {
+                Ok(()) => {
+                    if let Some(info) = info {
+                        self.publish_network("disconnect", &info.id, &info.name, &rec.id);
+                    }
+                }
+                Err(e) => tracing::debug!(network = n, error = %e, "disconnect"),
             }
         }
         if let Err(e) = berth_network::remove_netns(ns) {

@@ -241,6 +241,17 @@ impl Containers {
                 if !mp.mode.split(',').any(|m| m == "nocopy") {
                     self.volume_copy_up(&mp.name, rootfs, &mp.destination)?;
                 }
+                self.publish_volume(
+                    "mount",
+                    &mp.name,
+                    &[
+                        ("container", id.to_string()),
+                        ("destination", mp.destination.clone()),
+                        ("driver", "local".into()),
+                        ("propagation", mp.propagation.clone()),
+                        ("read/write", mp.rw.to_string()),
+                    ],
+                );
                 p
             } else {
                 PathBuf::from(&mp.source)

@@ -57,6 +57,15 @@ impl Containers {
         self.volumes.copy_up(name, &src)
     }
 
+    /// Docker's volume `mount` and `unmount` events of a container's start and exit.
+    pub(crate) fn publish_volume(&self, action: &str, name: &str, attrs: &[(&str, String)]) {
+        let attrs = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        self.events.publish("volume", action, name, attrs);
+    }
+
     pub(crate) fn volume_add_user(&self, name: &str, container_id: &str) {
         self.volumes.add_user(name, container_id)
     }
