@@ -885,21 +885,10 @@ fn health_checks_turn_unhealthy_and_healthy() {
             .ok(),
         "hc"
     );
-    // --until is in whole seconds: let the last event's second pass.
-    std::thread::sleep(Duration::from_millis(1100));
-    let events = d
-        .docker(&[
-            "events",
-            "--since",
-            "1h",
-            "--until",
-            "0s",
-            "--filter",
-            "event=health_status",
-            "--format",
-            "{{.Action}}",
-        ])
-        .ok();
+    let events = past_events(
+        &d,
+        &["--filter", "event=health_status", "--format", "{{.Action}}"],
+    );
     assert_eq!(events, "health_status: unhealthy\nhealth_status: healthy");
     // No check, and a check turned off: no Health at all.
     d.run_d(&["--name", "plain", "busybox", "sleep", "1000"]);
@@ -1063,6 +1052,15 @@ fn export_and_diff() {
     );
 }
 
+/// The daemon's events of the last hour up to now, with `args` (filters, format).
+fn past_events(d: &Daemon, args: &[&str]) -> String {
+    // --until is in whole seconds: let the last event's second pass.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut all = vec!["events", "--since", "1h", "--until", "0s"];
+    all.extend_from_slice(args);
+    d.docker(&all).ok()
+}
+
 #[test]
 fn stop_and_volumes_and_networks_have_dockers_events() {
     let d = Daemon::start();
@@ -1080,19 +1078,7 @@ fn stop_and_volumes_and_networks_have_dockers_events() {
         "1000",
     ]);
     d.docker(&["stop", "-t", "1", "evs"]).ok();
-    // --until is in whole seconds: let the last event's second pass.
-    std::thread::sleep(Duration::from_millis(1100));
-    let out = d
-        .docker(&[
-            "events",
-            "--since",
-            "1h",
-            "--until",
-            "0s",
-            "--format",
-            "{{.Type}} {{.Action}}",
-        ])
-        .ok();
+    let out = past_events(&d, &["--format", "{{.Type}} {{.Action}}"]);
     let seen: Vec<&str> = out.lines().collect();
     // In Docker's order, as far as each pair goes.
     let order = |a: &str, b: &str| {

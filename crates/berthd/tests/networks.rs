@@ -52,16 +52,24 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
         );
         assert_eq!(got.trim(), "pong");
     }
-    let o = d.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "busybox",
-        "nslookup",
-        "srv",
-    ]);
-    assert!(o.out().contains("Address"), "{}{}", o.out(), o.err());
+    let resolves = |name: &str| {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &net,
+            "busybox",
+            "nslookup",
+            name,
+        ]);
+        assert!(
+            o.out().contains("Address"),
+            "{name}: {}{}",
+            o.out(),
+            o.err()
+        );
+    };
+    resolves("srv");
     // A name on another network does not resolve. The default bridge has no embedded
     // DNS: its containers ask the host's resolvers, so this one gets a nameserver on its
     // own loopback instead, and no question leaves the machine.
@@ -84,16 +92,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
     );
     // After a rename, the new name resolves (a question for the old one would go upstream).
     d.docker(&["rename", "srv", "srv2"]).ok();
-    let o = d.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "busybox",
-        "nslookup",
-        "srv2",
-    ]);
-    assert!(o.out().contains("Address"), "{}{}", o.out(), o.err());
+    resolves("srv2");
     // The wgets above show in the server's network counters.
     let netio = d
         .docker(&["stats", "--no-stream", "--format", "{{.NetIO}}", "srv2"])
