@@ -274,15 +274,14 @@ impl Containers {
         let mode = rec.network_mode().to_string();
         if matches!(mode.as_str(), "none" | "host") {
             if let Ok(net) = self.networks.inspect(&mode).await {
-                rec.networks.insert(
-                    mode,
-                    serde_json::json!({
-                        "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                        "NetworkID": net.id, "EndpointID": "", "Gateway": "", "IPAddress": "",
-                        "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                        "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
-                    }),
+                let settings = super::network_glue::endpoint_settings(
+                    &net.id,
+                    None,
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
                 );
+                rec.networks.insert(mode, settings);
             }
         }
         std::fs::create_dir_all(&dir)

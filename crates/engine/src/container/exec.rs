@@ -288,13 +288,7 @@ impl Containers {
         let (pid, stream) = match res {
             Ok(v) => v,
             Err(e) => {
-                // Docker's codes: 127 when the command is not found, 126 when it can't run.
-                let m = e.to_string();
-                let code = if m.contains("not found") || m.contains("no such file") {
-                    127
-                } else {
-                    126
-                };
+                let code = cannot_run_code(&e.to_string()).unwrap_or(126);
                 if let Ok(mut st) = ex.state.lock() {
                     st.running = false;
                     st.exit_code = Some(code);
@@ -384,6 +378,18 @@ impl Containers {
                 keep
             });
         }
+    }
+}
+
+/// Docker's exit code for a process the runtime could not start, from the runtime's words:
+/// 127 when the command is not found, 126 when it is not executable; None for other causes.
+pub(crate) fn cannot_run_code(msg: &str) -> Option<i64> {
+    if msg.contains("not found") || msg.contains("no such file") {
+        Some(127)
+    } else if msg.contains("permission denied") {
+        Some(126)
+    } else {
+        None
     }
 }
 

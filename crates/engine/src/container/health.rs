@@ -146,6 +146,8 @@ impl Containers {
             return;
         };
         let run = entry.run.borrow().exits;
+        // The run this watcher probes is over: the container stopped, or exited and started again.
+        let over = move |r: &super::RunState| !r.running || r.exits != run;
         let _ = self.update_in_memory(&entry, |c| {
             c.state.health = Some(Health {
                 status: STARTING.into(),
@@ -164,13 +166,7 @@ impl Containers {
                 };
                 let mut rx = entry.run.subscribe();
                 let ended = async {
-                    loop {
-                        {
-                            let r = rx.borrow();
-                            if !r.running || r.exits != run {
-                                return;
-                            }
-                        }
+                    while !over(&rx.borrow()) {
                         if rx.changed().await.is_err() {
                             return;
                         }
@@ -185,11 +181,8 @@ impl Containers {
                     continue;
                 }
                 let result = me.probe_once(&now.id, &probe).await;
-                {
-                    let r = entry.run.borrow();
-                    if !r.running || r.exits != run {
-                        return;
-                    }
+                if over(&entry.run.borrow()) {
+                    return;
                 }
                 let starting = started.elapsed() < probe.start_period;
                 let changed = me

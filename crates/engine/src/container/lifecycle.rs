@@ -182,6 +182,14 @@ impl Containers {
         }
     }
 
+    /// Sends `sig` through the runtime and, once sent, publishes Docker's `kill` event: for
+    /// `kill`, and for the signals `stop` and `rm -f` send.
+    async fn signal(&self, rec: &Container, sig: i32) -> Result<()> {
+        run_runtime(self, rec, &["kill", &rec.id, &sig.to_string()]).await?;
+        self.publish(rec, "kill", &[("signal", sig.to_string())]);
+        Ok(())
+    }
+
     /// `POST /containers/{id}/kill`.
     pub async fn kill(&self, name_or_id: &str, signal: Option<&str>) -> Result<()> {
         let entry = self.get(name_or_id)?;
@@ -201,8 +209,7 @@ impl Containers {
         if sig == 9 {
             let _ = self.update(&entry, |c| c.manually_stopped = true);
         }
-        run_runtime(self, &rec, &["kill", &rec.id, &sig.to_string()]).await?;
-        self.publish(&rec, "kill", &[("signal", sig.to_string())]);
+        self.signal(&rec, sig).await?;
         Ok(())
     }
 
@@ -247,9 +254,8 @@ impl Containers {
         let mut rx = entry.run.subscribe();
         let exits = rx.borrow().exits;
         if sig != 9 {
-            match run_runtime(self, &rec, &["kill", &rec.id, &sig.to_string()]).await {
-                Ok(()) => self.publish(&rec, "kill", &[("signal", sig.to_string())]),
-                Err(e) => tracing::debug!(error = %e, "stop signal"),
+            if let Err(e) = self.signal(&rec, sig).await {
+                tracing::debug!(error = %e, "stop signal");
             }
         }
         let exited = async {
@@ -268,12 +274,7 @@ impl Containers {
             Duration::from_secs(timeout as u64)
         };
         if sig == 9 || tokio::time::timeout(wait, exited).await.is_err() {
-            if run_runtime(self, &rec, &["kill", &rec.id, "9"])
-                .await
-                .is_ok()
-            {
-                self.publish(&rec, "kill", &[("signal", "9".into())]);
-            }
+            let _ = self.signal(&rec, 9).await;
             let mut rx = entry.run.subscribe();
             let _ = tokio::time::timeout(Duration::from_secs(30), async {
                 while rx.borrow().running && rx.borrow().exits <= exits {
@@ -375,12 +376,7 @@ impl Containers {
                     let _ = run_runtime(self, &rec, &["resume", &rec.id]).await;
                 }
                 let mut rx = entry.run.subscribe();
-                if run_runtime(self, &rec, &["kill", &rec.id, "9"])
-                    .await
-                    .is_ok()
-                {
-                    self.publish(&rec, "kill", &[("signal", "9".into())]);
-                }
+                let _ = self.signal(&rec, 9).await;
                 let _ = tokio::time::timeout(Duration::from_secs(30), async {
                     while rx.borrow().running {
                         if rx.changed().await.is_err() {

@@ -7,7 +7,7 @@ use super::spec::NetNs;
 use super::{Containers, Entry};
 use crate::error::{Error, Result};
 use berth_network::{files, EndpointRequest, PortBinding, Proto};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -259,22 +259,21 @@ impl Containers {
             self.publish_network("connect", &ep.network_id, &ep.network_name, &rec.id);
             first_ip.get_or_insert(ep.ipv4);
             own_ips.push(ep.ipv4);
-            networks.insert(net.clone(), json!({
-                "IPAMConfig": settings.ipam_config,
-                "Links": null,
-                "Aliases": if net == "bridge" { json!(null) } else { json!(aliases) },
-                "MacAddress": ep.mac.to_string(),
-                "NetworkID": ep.network_id,
-                "EndpointID": ep.endpoint_id,
-                "Gateway": ep.gateway.to_string(),
-                "IPAddress": ep.ipv4.to_string(),
-                "IPPrefixLen": ep.prefix_len,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DriverOpts": null,
-                "DNSNames": if net == "bridge" { json!(null) } else { json!([rec.name.clone(), rec.short_id()]) },
-            }));
+            let named = net != "bridge";
+            networks.insert(
+                net.clone(),
+                endpoint_settings(
+                    &ep.network_id,
+                    Some(&ep),
+                    json!(settings.ipam_config),
+                    if named { json!(aliases) } else { json!(null) },
+                    if named {
+                        json!([rec.name.clone(), rec.short_id()])
+                    } else {
+                        json!(null)
+                    },
+                ),
+            );
         }
         let primary = &wanted[0];
         let bindings = Self::port_bindings(rec)?;
@@ -440,17 +439,7 @@ impl Containers {
                 );
             })?;
         }
-        self.events.publish(
-            "network",
-            "connect",
-            &info.id,
-            [
-                ("container".to_string(), rec.id.clone()),
-                ("name".to_string(), info.name.clone()),
-                ("type".to_string(), "bridge".to_string()),
-            ]
-            .into(),
-        );
+        self.publish_network("connect", &info.id, &info.name, &rec.id);
         Ok(())
     }
 
@@ -488,17 +477,34 @@ impl Containers {
                 c.host_config.network_mode = "none".into();
             }
         })?;
-        self.events.publish(
-            "network",
-            "disconnect",
-            &info.id,
-            [
-                ("container".to_string(), rec.id.clone()),
-                ("name".to_string(), info.name.clone()),
-                ("type".to_string(), "bridge".to_string()),
-            ]
-            .into(),
-        );
+        self.publish_network("disconnect", &info.id, &info.name, &rec.id);
         Ok(())
     }
+}
+
+/// A container's entry in `NetworkSettings.Networks`, with dockerd's fields. `ep` is None on
+/// the predefined none and host networks, which give the container no interface of its own.
+pub(crate) fn endpoint_settings(
+    network_id: &str,
+    ep: Option<&berth_network::Endpoint>,
+    ipam_config: Value,
+    aliases: Value,
+    dns_names: Value,
+) -> Value {
+    json!({
+        "IPAMConfig": ipam_config,
+        "Links": null,
+        "Aliases": aliases,
+        "MacAddress": ep.map(|e| e.mac.to_string()).unwrap_or_default(),
+        "NetworkID": network_id,
+        "EndpointID": ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
+        "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": ep.map(|e| e.ipv4.to_string()).unwrap_or_default(),
+        "IPPrefixLen": ep.map_or(0, |e| e.prefix_len),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DriverOpts": null,
+        "DNSNames": dns_names,
+    })
 }

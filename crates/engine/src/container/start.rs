@@ -64,15 +64,8 @@ impl Containers {
             Ok(()) => Ok(()),
             Err(e) => {
                 let msg = e.to_string();
-                // dockerd's codes for a process that could not be started: 127 not found,
-                // 126 not executable, 128 anything else.
-                let code = if msg.contains("not found") || msg.contains("no such file") {
-                    127
-                } else if msg.contains("permission denied") {
-                    126
-                } else {
-                    128
-                };
+                // dockerd's code for a start that failed for another cause: 128.
+                let code = super::exec::cannot_run_code(&msg).unwrap_or(128);
                 let _ = self.update(&entry, |c| {
                     c.state.error = msg.clone();
                     if c.state.status == "created" && c.has_been_started {

@@ -68,9 +68,9 @@ impl Containers {
         ) {
             return Err(Error::invalid(format!("invalid restart policy '{policy}'")));
         }
-        super::spec::check_limits(&hc)?;
-        let mut resources = super::spec::resources(&hc)?;
         if rec.state.running {
+            // `resources` makes create's limit checks first.
+            let mut resources = super::spec::resources(&hc)?;
             // Device rules stay as created; the runtime replaces what it is given.
             if let Some(o) = resources.as_object_mut() {
                 o.remove("devices");
@@ -86,6 +86,8 @@ impl Containers {
             .await;
             let _ = std::fs::remove_file(&path);
             done.map_err(|e| Error::invalid(format!("Cannot update container {}: {e}", rec.id)))?;
+        } else {
+            super::spec::check_limits(&hc)?;
         }
         self.update(&entry, |c| c.host_config = hc)?;
         self.publish(&rec, "update", &[]);
