@@ -32,36 +32,25 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
         "echo pong > /tmp/i; httpd -f -p 80 -h /tmp",
     ])
     .ok();
+    // A throwaway busybox on the network, running `cmd`.
+    let on_net = |cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", &net, "busybox"];
+        args.extend_from_slice(cmd);
+        d.docker(&args)
+    };
     for host in ["srv", "web"] {
         let got = common::wait_for(
             "the server to answer",
             std::time::Duration::from_secs(20),
             || {
-                let o = d.docker(&[
-                    "run",
-                    "--rm",
-                    "--network",
-                    &net,
-                    "busybox",
-                    "wget",
-                    "-qO-",
-                    &format!("http://{host}/i"),
-                ]);
+                let o = on_net(&["wget", "-qO-", &format!("http://{host}/i")]);
                 (o.code() == 0).then(|| o.out())
             },
         );
         assert_eq!(got.trim(), "pong");
     }
     let resolves = |name: &str| {
-        let o = d.docker(&[
-            "run",
-            "--rm",
-            "--network",
-            &net,
-            "busybox",
-            "nslookup",
-            name,
-        ]);
+        let o = on_net(&["nslookup", name]);
         assert!(
             o.out().contains("Address"),
             "{name}: {}{}",

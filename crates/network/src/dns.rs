@@ -119,7 +119,30 @@ struct Ctx {
     upstreams: Vec<SocketAddr>,
 }
 
+/// How a question came, and so how it is relayed.
+#[derive(Clone, Copy)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
 impl Ctx {
+    /// A question that is not ours: each upstream in turn, over the question's transport,
+    /// until one answers; SERVFAIL when none does (None only for a packet that does not
+    /// parse).
+    async fn relay(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        for &up in &self.upstreams {
+            let answer = match transport {
+                Transport::Udp => tokio::time::timeout(FORWARD_TIMEOUT, ask_udp(packet, up)).await,
+                Transport::Tcp => tokio::time::timeout(FORWARD_TIMEOUT, ask_tcp(packet, up)).await,
+            };
+            if let Ok(Ok(reply)) = answer {
+                return Some(reply);
+            }
+        }
+        error_reply(packet, ResponseCode::ServFail)
+    }
+
     /// The local answer for `packet` from `src`, if the name is ours.
     fn local(&self, src: IpAddr, packet: &[u8]) -> Option<Vec<u8>> {
         let src = match src {
@@ -173,14 +196,9 @@ async fn serve_udp(socket: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                 let socket = socket.clone();
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    let reply = match forward(&packet, &ctx.upstreams).await {
-                        Some(r) => r,
-                        None => match error_reply(&packet, ResponseCode::ServFail) {
-                            Some(r) => r,
-                            None => return,
-                        },
-                    };
-                    let _ = socket.send_to(&reply, peer).await;
+                    if let Some(reply) = ctx.relay(&packet, Transport::Udp).await {
+                        let _ = socket.send_to(&reply, peer).await;
+                    }
                 });
             }
         }
@@ -217,10 +235,7 @@ async fn serve_tcp_conn(mut stream: TcpStream, src: IpAddr, ctx: Arc<Ctx>) {
         };
         let reply = match ctx.local(src, &packet) {
             Some(r) => Some(r),
-            None => match forward_tcp(&packet, &ctx.upstreams).await {
-                Some(r) => Some(r),
-                None => error_reply(&packet, ResponseCode::ServFail),
-            },
+            None => ctx.relay(&packet, Transport::Tcp).await,
         };
         let Some(reply) = reply else { return };
         if write_framed(&mut stream, &reply).await.is_err() {
@@ -287,42 +302,27 @@ fn error_reply(packet: &[u8], code: ResponseCode) -> Option<Vec<u8>> {
     resp.to_vec().ok()
 }
 
-/// Relays the raw question to each upstream in turn until one answers.
-async fn forward(packet: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
-    for up in upstreams {
-        let bind: SocketAddr = if up.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let Ok(sock) = UdpSocket::bind(bind).await else {
-            continue;
-        };
-        if sock.connect(up).await.is_err() || sock.send(packet).await.is_err() {
-            continue;
-        }
-        let mut buf = vec![0u8; 4096];
-        if let Ok(Ok(n)) = tokio::time::timeout(FORWARD_TIMEOUT, sock.recv(&mut buf)).await {
-            buf.truncate(n);
-            return Some(buf);
-        }
-    }
-    None
+/// The raw question to one upstream over UDP, and its answer.
+async fn ask_udp(packet: &[u8], up: SocketAddr) -> std::io::Result<Vec<u8>> {
+    let bind: SocketAddr = if up.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(bind).await?;
+    sock.connect(up).await?;
+    sock.send(packet).await?;
+    let mut buf = vec![0u8; 4096];
+    let n = sock.recv(&mut buf).await?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
-/// Relays the question over TCP to each upstream in turn until one answers.
-async fn forward_tcp(packet: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
-    for up in upstreams {
-        let ask = async {
-            let mut s = TcpStream::connect(up).await?;
-            write_framed(&mut s, packet).await?;
-            read_framed(&mut s).await
-        };
-        if let Ok(Ok(reply)) = tokio::time::timeout(FORWARD_TIMEOUT, ask).await {
-            return Some(reply);
-        }
-    }
-    None
+/// The question to one upstream over TCP, and its answer.
+async fn ask_tcp(packet: &[u8], up: SocketAddr) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(up).await?;
+    write_framed(&mut s, packet).await?;
+    read_framed(&mut s).await
 }
 
 /// Builds an A question for `name` (used by tests and tools that probe the server).
