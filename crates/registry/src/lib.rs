@@ -9,6 +9,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod gc;
+pub mod loopback;
 pub mod manifest;
 pub mod metrics;
 pub mod names;

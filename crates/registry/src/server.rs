@@ -127,6 +127,7 @@ pub async fn start(config: &Config) -> Result<ServerHandle, ServeError> {
         addr: config.listen.clone(),
         source,
     })?;
+    crate::loopback::unpace_listener(&listener, addr);
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, app.clone(), acceptor, rx));
     let gc_task = (config.gc.interval_secs > 0).then(|| {
@@ -198,6 +199,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        crate::loopback::unpace(&stream, peer);
         // Plain connections get sendfile for blob bodies; TLS needs the bytes in user space.
         let (conn, files) = match acceptor.clone() {
             None => {
