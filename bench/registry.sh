@@ -2,11 +2,15 @@
 # bench/registry.sh - berth-registry beside Debian's docker-registry (2.8), same run, loopback.
 #
 # Usage: bench/registry.sh [-s SMALL_COUNT] [-l LARGE_COUNT] [-c CONCURRENCY] [-r ROUNDS] [-m MEM_UPLOADS]
+#                          [-C ALGORITHM]
 #   -s  number of 1 MiB blobs pushed then pulled        (default 400)
 #   -l  number of 100 MiB blobs pushed then pulled      (default 12)
 #   -c  concurrency of those phases                     (default 16 for 1 MiB, 4 for 100 MiB)
 #   -r  pull rounds, alternating the two registries     (default 5; the median is shown)
 #   -m  concurrent uploads in the memory phase          (default 50, of 20 MiB each)
+#   -C  the host's TCP congestion control for the run, put back on exit (default: as is).
+#       Loopback figures depend on it: berth-registry keeps its loopback connections off
+#       BBR's pacing, docker-registry and the load generator follow the host.
 # Env: CARGO_TARGET_DIR (default target), DOCKER_REGISTRY (/usr/bin/docker-registry)
 #
 # Builds berth-registry and the load generator (crates/registry/examples/loadgen.rs) in
@@ -17,11 +21,12 @@
 # background load; the median round is shown. Everything it starts is stopped on exit.
 set -euo pipefail
 
-SMALL=400 LARGE=12 CONC="" MEMN=50 ROUNDS=5
-while getopts "s:l:c:r:m:h" o; do
+SMALL=400 LARGE=12 CONC="" MEMN=50 ROUNDS=5 CC=""
+while getopts "s:l:c:r:m:C:h" o; do
   case $o in
     s) SMALL=$OPTARG ;; l) LARGE=$OPTARG ;; c) CONC=$OPTARG ;; r) ROUNDS=$OPTARG ;; m) MEMN=$OPTARG ;;
-    *) sed -n '2,19p' "$0"; exit 0 ;;
+    C) CC=$OPTARG ;;
+    *) sed -n '2,21p' "$0"; exit 0 ;;
   esac
 done
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,11 +40,15 @@ LOADGEN=$CARGO_TARGET_DIR/release/examples/loadgen
 
 WORK=$(mktemp -d /tmp/berth-registry-bench.XXXXXX)
 PIDS=()
+CC_SYSCTL=/proc/sys/net/ipv4/tcp_congestion_control
+HOST_CC=$(cat "$CC_SYSCTL")
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
+  [ "$(cat "$CC_SYSCTL")" = "$HOST_CC" ] || echo "$HOST_CC" >"$CC_SYSCTL"
 }
 trap cleanup EXIT
+[ -z "$CC" ] || echo "$CC" >"$CC_SYSCTL"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 100); do curl -fs "http://$1/v2/" >/dev/null && return 0; sleep 0.1; done; echo "registry at $1 did not start" >&2; exit 1; }
@@ -135,7 +144,7 @@ for size in $MIB $((100*MIB)); do
   done
 done
 echo "pull rounds MB/s, berth: ${RES[berth,$((100*MIB)),pull,mbs]}; docker: ${RES[docker,$((100*MIB)),pull,mbs]} (100 MiB)"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); host TCP congestion control: $(cat "$CC_SYSCTL")"
 printf '\n%-22s %14s %14s\n' "RSS (MiB)" berth docker
 printf '%-22s %14s %14s\n' "peak after 1 MiB" "$((RES[berth,$MIB,hwm]/1024))" "$((RES[docker,$MIB,hwm]/1024))"
 printf '%-22s %14s %14s\n' "peak after 100 MiB" "$((RES[berth,$((100*MIB)),hwm]/1024))" "$((RES[docker,$((100*MIB)),hwm]/1024))"
