@@ -966,27 +966,6 @@ fn tmpfs_mount() {
 }
 
 #[test]
-fn cp_both_ways() {
-    let d = Daemon::start();
-    let id = d.run_d(&["busybox", "sh", "-c", "echo inside > /tmp/f; sleep 1000"]);
-    wait_for("/tmp/f", LONG, || {
-        d.docker(&["exec", &id, "test", "-e", "/tmp/f"])
-            .status
-            .success()
-            .then_some(())
-    });
-    let dest = d.root().join("fromc");
-    d.docker(&["cp", &format!("{id}:/tmp/f"), dest.to_str().expect("utf-8")])
-        .ok();
-    assert_eq!(std::fs::read_to_string(&dest).expect("copied"), "inside\n");
-    let src = d.root().join("toc");
-    std::fs::write(&src, "outside\n").expect("file");
-    d.docker(&["cp", src.to_str().expect("utf-8"), &format!("{id}:/tmp/g")])
-        .ok();
-    assert_eq!(d.docker(&["exec", &id, "cat", "/tmp/g"]).ok(), "outside");
-}
-
-#[test]
 fn top_lists_processes() {
     let d = Daemon::start();
     let id = d.run_d(&["busybox", "sleep", "1000"]);
@@ -1287,31 +1266,4 @@ fn rmi_force_of_an_image_a_running_container_uses() {
         img
     );
     d.docker(&["rm", "-f", &id]).ok();
-}
-
-/// `docker cp` into a container that was never started lands in the root it starts with,
-/// and removing a container unstarted leaves no mount.
-#[test]
-fn cp_into_a_created_container_then_start_and_rm_unstarted() {
-    let d = Daemon::start();
-    let id = d
-        .docker(&["create", "busybox", "cat", "/etc/greeting"])
-        .ok();
-    let src = d.root().join("greeting");
-    std::fs::write(&src, "hello from cp\n").expect("file");
-    d.docker(&[
-        "cp",
-        src.to_str().expect("utf-8"),
-        &format!("{id}:/etc/greeting"),
-    ])
-    .ok();
-    assert_eq!(d.docker(&["start", "-a", &id]).ok(), "hello from cp");
-
-    let unstarted = d.docker(&["create", "busybox", "true"]).ok();
-    d.docker(&["rm", &unstarted]).ok();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    assert!(
-        !mounts.contains(&unstarted),
-        "a mount of the removed container is left"
-    );
 }

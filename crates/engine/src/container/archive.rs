@@ -3,6 +3,7 @@
 //! in the container cannot lead outside it; nothing under the root is followed while archiving.
 
 use super::model::Container;
+use super::root::{open_in, Root};
 use super::Containers;
 use crate::error::{Error, Result};
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags};
@@ -12,6 +13,9 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+/// How much of a refused copy's body is read before answering.
+const REFUSED_BODY_DRAIN: u64 = 64 << 20;
 
 /// `X-Docker-Container-Path-Stat`, with Go's os.FileMode bits in `mode`.
 #[derive(Serialize, Debug, Clone)]
@@ -58,21 +62,7 @@ fn go_mode(st: &rfs::Stat) -> u32 {
     g
 }
 
-/// The container's root as a directory fd, and a mount to undo when it was not running.
-pub struct Root {
-    pub fd: OwnedFd,
-    temp_mount: Option<PathBuf>,
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        if let Some(m) = self.temp_mount.take() {
-            let _ = berth_image::snapshot::unmount_rootfs(&m);
-        }
-    }
-}
-
-fn io_err(ctx: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
+pub(super) fn io_err(ctx: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("{ctx}: {e}"))
 }
 
@@ -80,84 +70,7 @@ fn not_found(path: &str) -> Error {
     Error::NotFound(format!("Could not find the file {path} in container"))
 }
 
-/// Opens `path` inside `root` (symlinks resolved inside it). `follow_last`: whether a final
-/// symlink is followed.
-fn open_in(
-    root: BorrowedFd<'_>,
-    path: &str,
-    flags: OFlags,
-    follow_last: bool,
-) -> rustix::io::Result<OwnedFd> {
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
-    let mut f = flags | OFlags::CLOEXEC;
-    if !follow_last {
-        f |= OFlags::NOFOLLOW;
-    }
-    rfs::openat2(root, rel, f, Mode::empty(), ResolveFlags::IN_ROOT)
-}
-
 impl Containers {
-    /// The root to read or write: the live mount namespace's view for a running container (so
-    /// volumes are included), else its filesystem mounted for the duration.
-    pub async fn container_root(&self, c: &Container) -> Result<Root> {
-        self.container_root_view(c, true).await
-    }
-
-    /// `with_mounts`: the running container's own view (volumes, /proc, /sys included), else
-    /// its root filesystem alone.
-    async fn container_root_view(&self, c: &Container, with_mounts: bool) -> Result<Root> {
-        if c.state.running && !with_mounts {
-            let p = self.run_dir(&c.id).join("rootfs");
-            let fd = rfs::open(
-                &p,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_err(p.display(), e))?;
-            return Ok(Root {
-                fd,
-                temp_mount: None,
-            });
-        }
-        if c.state.running && c.state.pid > 0 {
-            let p = format!("/proc/{}/root", c.state.pid);
-            let fd = rfs::open(
-                &p,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_err(&p, e))?;
-            return Ok(Root {
-                fd,
-                temp_mount: None,
-            });
-        }
-        let svc = self.images.svc.clone();
-        let target = self.run_dir(&c.id).join("rootfs");
-        let image_id = c.image_id.clone();
-        let key = c.id.clone();
-        tokio::task::spawn_blocking(move || -> Result<Root> {
-            std::fs::create_dir_all(&target)?;
-            let image = svc.images.resolve(&image_id)?;
-            let ov = svc.prepare_rootfs(&key, &image)?;
-            ov.mount(&target)?;
-            let fd = rfs::open(
-                &target,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_err(target.display(), e));
-            let root = Root {
-                fd: fd?,
-                temp_mount: Some(target),
-            };
-            Ok(root)
-        })
-        .await
-        .map_err(|e| io_err("mounting the container's filesystem", e))?
-    }
-
     pub async fn archive_stat(&self, name_or_id: &str, path: &str) -> Result<PathStat> {
         let c = self.get(name_or_id)?.snapshot();
         let root = self.container_root(&c).await?;
@@ -210,10 +123,18 @@ impl Containers {
         no_overwrite_dir_non_dir: bool,
     ) -> Result<()> {
         let c = self.get(name_or_id)?.snapshot();
-        if c.host_config.readonly_rootfs {
-            return Err(Error::Forbidden(
-                "container rootfs is marked read-only".into(),
-            ));
+        if let Err(e) = writable_at(&c, path) {
+            // The client is still sending its tar. Reading it, up to a bound, lets the client
+            // see this answer rather than a broken pipe.
+            let mut body = body;
+            let _ = tokio::task::spawn_blocking(move || {
+                std::io::copy(
+                    &mut (&mut body).take(REFUSED_BODY_DRAIN),
+                    &mut std::io::sink(),
+                )
+            })
+            .await;
+            return Err(e);
         }
         let root = self.container_root(&c).await?;
         let path = path.to_string();
@@ -517,6 +438,36 @@ fn tar_dir<W: Write>(b: &mut tar::Builder<W>, dir: &OwnedFd, prefix: &str) -> Re
         }
     }
     Ok(())
+}
+
+/// Docker's check before a copy into a container: a path in a mount may be written when the
+/// mount is, any other path when the root filesystem is. The kernel still has the last word:
+/// the binds are mounted read-only too.
+fn writable_at(c: &Container, path: &str) -> Result<()> {
+    let mut target = PathBuf::from("/");
+    for part in Path::new(path).components() {
+        match part {
+            Component::Normal(s) => target.push(s),
+            Component::ParentDir => {
+                target.pop();
+            }
+            _ => {}
+        }
+    }
+    let mount = c
+        .mounts
+        .iter()
+        .filter(|m| target.starts_with(&m.destination))
+        .max_by_key(|m| m.destination.len());
+    match mount {
+        Some(m) if !m.rw => Err(Error::Forbidden(
+            "mounted volume is marked read-only".into(),
+        )),
+        None if c.host_config.readonly_rootfs => Err(Error::Forbidden(
+            "container rootfs is marked read-only".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A tar entry's name as safe relative components, or an error naming it.

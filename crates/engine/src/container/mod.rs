@@ -12,6 +12,7 @@ pub mod logs;
 pub mod model;
 pub mod mounts;
 pub mod network_glue;
+pub mod root;
 pub mod spec;
 mod start;
 pub mod stats;

@@ -423,44 +423,20 @@ impl Containers {
     }
 }
 
-/// `mkdir -p` of `path` inside `root`, each component resolved with `RESOLVE_IN_ROOT`.
+/// `mkdir -p` of the working directory inside the container's root.
 fn mkdir_in_root(root: &Path, path: &str) -> Result<()> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsFd;
     let dir = |e: rustix::io::Errno| {
         Error::invalid(format!("cannot create working directory {path:?}: {e}"))
     };
-    let mut cur = rustix::fs::open(
+    let rootfd = rustix::fs::open(
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(dir)?;
-    let rootfd = cur.try_clone().map_err(|e| Error::internal("dup", e))?;
-    let mut sofar = String::new();
-    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
-        sofar.push('/');
-        sofar.push_str(comp);
-        let open = |p: &str| {
-            rustix::fs::openat2(
-                &rootfd,
-                p.trim_start_matches('/'),
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT,
-            )
-        };
-        match open(&sofar) {
-            Ok(fd) => cur = fd,
-            Err(rustix::io::Errno::NOENT) => {
-                match rustix::fs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(dir(e)),
-                }
-                cur = open(&sofar).map_err(dir)?;
-            }
-            Err(e) => return Err(dir(e)),
-        }
-    }
+    super::root::mkdir_in(rootfd.as_fd(), path).map_err(dir)?;
     Ok(())
 }
 
