@@ -1,7 +1,7 @@
 //! `POST /containers/create`: validate, merge the image's config in, and record the container.
 
 use super::model::Container;
-use super::types::{ContainerState, CreateRequest};
+use super::types::{ContainerState, CreateRequest, HostConfig};
 use super::{Containers, Entry, RunState};
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -74,6 +74,33 @@ fn validate(req: &CreateRequest) -> Result<()> {
 }
 
 /// `80/tcp` → (80, "tcp").
+/// Docker records what a container will get where the request left a setting out, and
+/// inspect shows that: the runtime, the /dev/shm size, the IPC and cgroup namespace modes,
+/// swap at twice the memory limit, the masked and read-only /proc and /sys paths.
+fn record_effective_settings(hc: &mut HostConfig, runtime: &str) {
+    hc.runtime = runtime.to_string();
+    if hc.shm_size == 0 {
+        hc.shm_size = 64 << 20;
+    }
+    if hc.ipc_mode.is_empty() {
+        hc.ipc_mode = "private".into();
+    }
+    if hc.cgroupns_mode.is_empty() {
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        hc.cgroupns_mode = if v2 { "private" } else { "host" }.into();
+    }
+    if hc.memory > 0 && hc.memory_swap == 0 && super::spec::swap_accounting() {
+        hc.memory_swap = hc.memory * 2;
+    }
+    if !hc.privileged {
+        let owned = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect();
+        hc.masked_paths
+            .get_or_insert_with(|| owned(super::spec::MASKED_PATHS));
+        hc.readonly_paths
+            .get_or_insert_with(|| owned(super::spec::READONLY_PATHS));
+    }
+}
+
 pub fn parse_port_key(key: &str) -> Result<(u16, String)> {
     let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
     let port: u16 = p
@@ -268,6 +295,7 @@ impl Containers {
                 rec.runtime
             )));
         }
+        record_effective_settings(&mut rec.host_config, &rec.runtime);
         self.prepare_mounts(&mut rec).await?;
         // As dockerd: a container on the host's network or on none is attached to that
         // predefined network from create on (ps shows it, inspect names its ID).
