@@ -16,6 +16,7 @@ pub mod store;
 pub use config::ImageConfig;
 pub use manifest::{Manifest, Platform};
 pub use store::{ContentStore, ImageStore};
+pub mod init_layer;
 pub mod layer;
 pub mod snapshot;
 

@@ -174,11 +174,21 @@ impl ImageService {
         self.images.put(rec)
     }
 
-    /// The overlay for a new container of `image` (writable dir named `key`). Layers whose
-    /// snapshot is missing (removed after a crash, or by GC) are extracted again first.
+    /// The overlay of `image` with a writable dir named `key`, without an init layer. Layers
+    /// whose snapshot is missing (removed after a crash, or by GC) are extracted again first.
     pub fn prepare_rootfs(&self, key: &str, image: &ImageRecord) -> Result<OverlayMount> {
         self.ensure_unpacked(image)?;
         self.snapshots.prepare_rw(key, &self.chain_ids_of(image))
+    }
+
+    /// [`Self::prepare_rootfs`] with Docker's init layer: a container's root.
+    pub fn prepare_container_rootfs(&self, key: &str, image: &ImageRecord) -> Result<OverlayMount> {
+        self.ensure_unpacked(image)?;
+        self.snapshots.prepare_rw_with_init(
+            key,
+            &self.chain_ids_of(image),
+            &crate::init_layer::CONTAINER_INIT,
+        )
     }
 
     /// Extracts every layer of `image` that has no snapshot, from its blob.

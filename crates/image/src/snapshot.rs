@@ -1,6 +1,7 @@
 //! Snapshots: one directory per layer, `<root>/snapshots/<chainID-hex>/fs`, holding that
 //! layer alone in overlayfs form, plus writable `rw-<key>/{fs,work}` directories for
-//! containers. A container rootfs is an overlay mount of the layer chain and its writable dir.
+//! containers, and `rw-<key>/init` for those with an init layer. A container rootfs is an
+//! overlay mount of the layer chain, the init layer and its writable dir.
 //!
 //! Durability is deferred: a layer snapshot is derived data (its blob in the content store is
 //! fsynced), so extraction does not wait for the disk. A new snapshot carries an `unsynced`
@@ -13,6 +14,7 @@
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, IoContext, Result};
+use crate::init_layer;
 use crate::layer::{apply_layer, ApplyStats};
 use crate::store::atomic::{clean_temp_files, fsync_dir, temp_path_in};
 use rustix::mount::{
@@ -27,6 +29,8 @@ use std::path::{Path, PathBuf};
 const RW_PREFIX: &str = "rw-";
 const UNSYNCED: &str = "unsynced";
 const LAYER_DIR: &str = "fs";
+/// A container's init layer, its top-most lower layer (see [`crate::init_layer`]).
+const INIT_DIR: &str = "init";
 const OVERLAY_FEATURES: [(&str, &str); 3] = [
     ("redirect_dir", "off"),
     ("index", "off"),
@@ -225,6 +229,17 @@ impl SnapshotStore {
     /// Creates the writable layer of a container over the image's layer chain (`chain_ids`
     /// bottom first, as in the image config).
     pub fn prepare_rw(&self, key: &str, chain_ids: &[Digest]) -> Result<OverlayMount> {
+        self.prepare_rw_with_init(key, chain_ids, &[])
+    }
+
+    /// [`Self::prepare_rw`] with an init layer of `init` entries between the image and the
+    /// writable layer (see [`crate::init_layer`]), made the first time.
+    pub fn prepare_rw_with_init(
+        &self,
+        key: &str,
+        chain_ids: &[Digest],
+        init: &[(&str, init_layer::InitKind)],
+    ) -> Result<OverlayMount> {
         let rw = self.rw_dir(key)?;
         for c in chain_ids {
             if !self.has_layer(c) {
@@ -237,6 +252,16 @@ impl SnapshotStore {
             fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
         }
         let mut lowers: Vec<PathBuf> = chain_ids.iter().rev().map(|c| self.layer_dir(c)).collect();
+        if !init.is_empty() {
+            let dir = rw.join(INIT_DIR);
+            if !dir.is_dir() {
+                let tmp = rw.join(format!("{INIT_DIR}.tmp"));
+                remove_dir_if_exists(&tmp)?;
+                init_layer::build(&tmp, &lowers, init)?;
+                fs::rename(&tmp, &dir).ctx(|| format!("rename {}", dir.display()))?;
+            }
+            lowers.insert(0, dir);
+        }
         if lowers.is_empty() {
             // overlayfs needs a lower layer even for an image without layers.
             let empty = rw.join("empty");

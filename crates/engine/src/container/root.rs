@@ -158,7 +158,7 @@ impl Containers {
         tokio::task::spawn_blocking(move || -> Result<Root> {
             std::fs::create_dir_all(&target)?;
             let image = svc.images.resolve(&image_id)?;
-            let ov = svc.prepare_rootfs(&key, &image)?;
+            let ov = svc.prepare_container_rootfs(&key, &image)?;
             ov.mount(&target)?;
             let root = Root {
                 fd: open_dir(&target.to_string_lossy())?,

@@ -131,7 +131,7 @@ impl Containers {
                 .images
                 .resolve(&image_id)
                 .map_err(|_| Error::NotFound(format!("No such image: {image_id}")))?;
-            let ov = svc.prepare_rootfs(&key, &image)?;
+            let ov = svc.prepare_container_rootfs(&key, &image)?;
             if throwaway {
                 ov.mount_volatile(&rootfs2)?;
             } else {
