@@ -78,4 +78,9 @@ fn containers_have_dockerenv_and_mtab_outside_their_changes() {
         .expect("tar")
         .out();
     assert_eq!(names.trim(), "", "the committed layer holds {names}");
+    // Sizes are counted as Docker counts them: file bytes, not tar bytes.
+    let size = d
+        .docker(&["history", "--format", "{{.Size}}", "fresh:snap"])
+        .ok();
+    assert_eq!(size.lines().next(), Some("0B"), "{size}");
 }

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 const RW_PREFIX: &str = "rw-";
 const UNSYNCED: &str = "unsynced";
+const CONTENT_SIZE: &str = "content-size";
 const LAYER_DIR: &str = "fs";
 /// A container's init layer, its top-most lower layer (see [`crate::init_layer`]).
 const INIT_DIR: &str = "init";
@@ -148,6 +149,7 @@ impl SnapshotStore {
             }
             fs::write(tmp.join("diffid"), stats.diff_id.to_string())
                 .and_then(|_| fs::write(tmp.join("size"), stats.uncompressed_size.to_string()))
+                .and_then(|_| fs::write(tmp.join(CONTENT_SIZE), stats.content_size.to_string()))
                 .and_then(|_| fs::write(tmp.join(UNSYNCED), boot_id()))
                 .ctx(|| "write snapshot metadata".to_string())?;
             let dest = self.dir.join(chain_id.hex());
@@ -172,12 +174,13 @@ impl SnapshotStore {
     }
 
     /// Uncompressed size of the layer, recorded at extraction.
+    /// The layer's size as Docker shows it (see [`ApplyStats::content_size`]); for a layer
+    /// extracted before that was recorded, its uncompressed tar size.
     pub fn layer_size(&self, chain_id: &Digest) -> Option<u64> {
-        fs::read_to_string(self.dir.join(chain_id.hex()).join("size"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        let dir = self.dir.join(chain_id.hex());
+        [CONTENT_SIZE, "size"]
+            .iter()
+            .find_map(|f| fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok())
     }
 
     pub fn remove_layer(&self, chain_id: &Digest) -> Result<()> {

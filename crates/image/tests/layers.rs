@@ -149,6 +149,9 @@ fn applies_every_entry_kind_with_metadata() {
         assert_eq!(stats.blob_digest, Digest::sha256_of(&blob));
         assert_eq!(stats.blob_size, blob.len() as u64);
         assert_eq!(stats.uncompressed_size, tar.len() as u64);
+        // Docker's size: 6 + 2 + 4 + 4 file bytes, 7 of the symlink's target, no more for
+        // the hard link, the device, the fifo or the whiteouts.
+        assert_eq!(stats.content_size, 23);
 
         let r = tmp.path();
         let m = fs::metadata(r.join("etc/shadow")).unwrap();

@@ -31,6 +31,9 @@ pub struct ApplyStats {
     pub blob_digest: Digest,
     pub blob_size: u64,
     pub uncompressed_size: u64,
+    /// What Docker counts as a layer's size: the bytes of its files and of its symlinks'
+    /// targets (a hard link adds nothing). A path the tar writes twice counts twice.
+    pub content_size: u64,
     pub compression: Compression,
 }
 
@@ -97,6 +100,7 @@ pub fn apply_layer(blob: impl Read, dest: &Path) -> Result<ApplyStats> {
         root,
         dirs: Vec::new(),
         parent_cache: None,
+        content_size: 0,
     };
     for entry in archive
         .entries()
@@ -120,6 +124,7 @@ pub fn apply_layer(blob: impl Read, dest: &Path) -> Result<ApplyStats> {
         blob_digest,
         blob_size,
         uncompressed_size,
+        content_size: applier.content_size,
         compression,
     })
 }
@@ -129,6 +134,7 @@ struct Applier {
     /// Directory mtimes are set last: creating children would change them again.
     dirs: Vec<(Vec<u8>, i64)>,
     parent_cache: Option<(Vec<u8>, OwnedFd)>,
+    content_size: u64,
 }
 
 /// Go's archive/tar (so Docker) reads an all-blank numeric field as 0; some tar writers
@@ -272,8 +278,9 @@ impl Applier {
                 )
                 .ctx(|| format!("create {}", what()))?;
                 let mut file = File::from(fd);
-                io::copy(entry, &mut file)
+                let written = io::copy(entry, &mut file)
                     .map_err(|e| Error::InvalidLayer(format!("write {}: {e}", what())))?;
+                self.content_size += written;
                 let fd = OwnedFd::from(file);
                 self.set_meta(&fd, &h, &path, &xattrs)?;
                 futimens(&fd, &timestamps(h.mtime().unwrap_or(0) as i64))
@@ -291,6 +298,7 @@ impl Applier {
                 // and our own lookups refuse to follow symlinks.
                 symlinkat(OsStr::from_bytes(&target), &dir, os_name)
                     .ctx(|| format!("symlink {}", what()))?;
+                self.content_size += target.len() as u64;
                 self.set_meta_at(&dir, name, &h, &path, &xattrs, true)?;
             }
             EntryType::Link => {
