@@ -37,7 +37,8 @@ pub const CONTAINER_INIT: [(&str, InitKind); 10] = [
 ];
 
 /// Builds the init layer in `dir`, which must not exist, over the image layers `lowers`
-/// (top-most first). The caller renames it into place, so a crash leaves no half layer.
+/// (top-most first), and syncs it to disk. The caller renames it into place, so a crash
+/// leaves no half layer.
 pub fn build(dir: &Path, lowers: &[PathBuf], entries: &[(&str, InitKind)]) -> Result<()> {
     fs::create_dir(dir).ctx(|| format!("create {}", dir.display()))?;
     for (path, kind) in entries {
@@ -79,7 +80,27 @@ pub fn build(dir: &Path, lowers: &[PathBuf], entries: &[(&str, InitKind)]) -> Re
             }
         }
     }
-    Ok(())
+    sync_tree(dir)
+}
+
+/// fsyncs every file and directory under `dir` (a symlink is in its directory's sync).
+fn sync_tree(dir: &Path) -> Result<()> {
+    for e in fs::read_dir(dir).ctx(|| format!("read {}", dir.display()))? {
+        let e = e.ctx(|| format!("read {}", dir.display()))?;
+        let kind = e
+            .file_type()
+            .ctx(|| format!("stat {}", e.path().display()))?;
+        if kind.is_dir() {
+            sync_tree(&e.path())?;
+        } else if kind.is_file() {
+            fs::File::open(e.path())
+                .and_then(|f| f.sync_all())
+                .ctx(|| format!("fsync {}", e.path().display()))?;
+        }
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("fsync {}", dir.display()))
 }
 
 /// Makes `at` with the owner and mode of the image's directory, as overlayfs' copy-up

@@ -1,7 +1,7 @@
 //! Snapshots: one directory per layer, `<root>/snapshots/<chainID-hex>/fs`, holding that
-//! layer alone in overlayfs form, plus writable `rw-<key>/{fs,work}` directories for
-//! containers, and `rw-<key>/init` for those with an init layer. A container rootfs is an
-//! overlay mount of the layer chain, the init layer and its writable dir.
+//! layer alone in overlayfs form (and `init`, the init layer of the images whose top layer
+//! it is), plus writable `rw-<key>/{fs,work}` directories for containers. A container
+//! rootfs is an overlay mount of the layer chain, the init layer and its writable dir.
 //!
 //! Durability is deferred: a layer snapshot is derived data (its blob in the content store is
 //! fsynced), so extraction does not wait for the disk. A new snapshot carries an `unsynced`
@@ -30,7 +30,7 @@ const RW_PREFIX: &str = "rw-";
 const UNSYNCED: &str = "unsynced";
 const CONTENT_SIZE: &str = "content-size";
 const LAYER_DIR: &str = "fs";
-/// A container's init layer, its top-most lower layer (see [`crate::init_layer`]).
+/// An init layer, a container's top-most lower layer (see [`crate::init_layer`]).
 const INIT_DIR: &str = "init";
 const OVERLAY_FEATURES: [(&str, &str); 3] = [
     ("redirect_dir", "off"),
@@ -236,7 +236,9 @@ impl SnapshotStore {
     }
 
     /// [`Self::prepare_rw`] with an init layer of `init` entries between the image and the
-    /// writable layer (see [`crate::init_layer`]), made the first time.
+    /// writable layer (see [`crate::init_layer`]). It depends on the image alone, so the
+    /// containers of an image share one, kept beside the image's top layer and removed with
+    /// it; an image without layers gets one of its own.
     pub fn prepare_rw_with_init(
         &self,
         key: &str,
@@ -256,12 +258,27 @@ impl SnapshotStore {
         }
         let mut lowers: Vec<PathBuf> = chain_ids.iter().rev().map(|c| self.layer_dir(c)).collect();
         if !init.is_empty() {
-            let dir = rw.join(INIT_DIR);
+            let home = match chain_ids.last() {
+                Some(top) => self.dir.join(top.hex()),
+                None => rw.clone(),
+            };
+            let dir = home.join(INIT_DIR);
             if !dir.is_dir() {
-                let tmp = rw.join(format!("{INIT_DIR}.tmp"));
-                remove_dir_if_exists(&tmp)?;
-                init_layer::build(&tmp, &lowers, init)?;
-                fs::rename(&tmp, &dir).ctx(|| format!("rename {}", dir.display()))?;
+                // Unlike a layer, it is made durable at once: it is small, made once per
+                // image, and a half-written one would never be rebuilt.
+                let tmp = temp_path_in(&home);
+                let built = init_layer::build(&tmp, &lowers, init).and_then(|()| {
+                    match fs::rename(&tmp, &dir) {
+                        Ok(()) => fsync_dir(&home),
+                        // Another container of the image built it meanwhile; same content.
+                        Err(_) if dir.is_dir() => remove_dir_if_exists(&tmp),
+                        Err(e) => Err(e).ctx(|| format!("rename into {}", dir.display())),
+                    }
+                });
+                if built.is_err() {
+                    let _ = fs::remove_dir_all(&tmp);
+                }
+                built?;
             }
             lowers.insert(0, dir);
         }
