@@ -19,6 +19,7 @@ mod manager;
 pub mod netns;
 mod nft;
 mod proxy;
+mod release;
 mod store;
 mod types;
 mod util;

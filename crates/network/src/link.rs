@@ -143,6 +143,13 @@ pub(crate) async fn delete_link(h: &Handle, name: &str) -> Result<()> {
     let Some(idx) = index_of(h, name).await? else {
         return Ok(());
     };
+    delete_index(h, idx, name).await
+}
+
+/// Deletes the interface with index `idx` (`name` is for the error); a missing one is
+/// fine. An index is not handed out again soon, so it names the device it was read from
+/// even after a new device took the name.
+pub(crate) async fn delete_index(h: &Handle, idx: u32, name: &str) -> Result<()> {
     match h.link().del(idx).execute().await {
         Ok(()) => Ok(()),
         Err(e) if NetError::is_netlink_errno(&e, libc::ENODEV) => Ok(()),

@@ -22,6 +22,7 @@ use crate::link::{self, VethSpec};
 use crate::netns::in_netns;
 use crate::nft::{self, BridgeRules};
 use crate::proxy::{self, Proxy};
+use crate::release::Releases;
 use crate::store::{self, Driver, EndpointRecord, NetworkRecord};
 use crate::types::*;
 use crate::util::{fnv1a, now_rfc3339, random_id};
@@ -36,6 +37,7 @@ pub struct NetworkManager {
     nl: Handle,
     dns_table: SharedTable,
     inner: Mutex<Inner>,
+    releases: Releases,
 }
 
 #[derive(Default)]
@@ -131,6 +133,7 @@ impl NetworkManager {
             nl,
             dns_table: Arc::new(RwLock::new(DnsTable::default())),
             inner: Mutex::new(Inner::default()),
+            releases: Releases::default(),
             cfg,
         };
         let mut inner = mgr.inner.lock().await;
@@ -572,7 +575,12 @@ impl NetworkManager {
                 network: rec.name.clone(),
             });
         }
-        let used: HashSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.ipv4).collect();
+        if let Some(ip) = req.ipv4 {
+            self.releases.wait_for(&id, ip).await;
+        }
+        let rec = &inner.nets[&id];
+        let mut used: HashSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.ipv4).collect();
+        used.extend(self.releases.held(&id));
         let ip = ipam.allocate(&used, req.ipv4, &rec.name)?;
         let mac = req.mac.unwrap_or_else(|| MacAddr::from_ipv4(ip));
         let theirs: Vec<&EndpointRecord> = inner
@@ -686,7 +694,8 @@ impl NetworkManager {
         Ok(())
     }
 
-    /// Detaches a container: stops its proxies, deletes its veth pair, releases its address.
+    /// Detaches a container: stops its proxies, deletes its veth pair (in the background,
+    /// see [`crate::release`]) and releases its address.
     pub async fn disconnect(&self, network: &str, container_id: &str) -> Result<()> {
         let mut inner = self.inner.lock().await;
         let id = inner.resolve_id(network)?;
@@ -715,7 +724,15 @@ impl NetworkManager {
         if let Ok(mut t) = self.dns_table.write() {
             t.remove(id, container_id);
         }
-        link::delete_link(&self.nl, &ep.host_ifname).await?;
+        if let Some(index) = link::index_of(&self.nl, &ep.host_ifname).await? {
+            self.releases.release(
+                &self.nl,
+                index,
+                ep.host_ifname.clone(),
+                id.to_string(),
+                ep.ipv4,
+            );
+        }
         store::save(&self.cfg.state_dir, &updated)?;
         inner.nets.insert(id.to_string(), updated);
         if had_ports {
@@ -892,6 +909,7 @@ impl NetworkManager {
         let mut inner = self.inner.lock().await;
         inner.proxies.clear();
         inner.dns.clear();
+        self.releases.finish().await;
     }
 
     /// Removes everything Berth configured: endpoints, bridges, the nftables table and the
@@ -900,6 +918,7 @@ impl NetworkManager {
         let mut inner = self.inner.lock().await;
         inner.proxies.clear();
         inner.dns.clear();
+        self.releases.finish().await;
         let nets: Vec<NetworkRecord> = std::mem::take(&mut inner.nets).into_values().collect();
         let mut first_err = None;
         for rec in &nets {

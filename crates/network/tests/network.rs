@@ -230,15 +230,15 @@ fn containers_talk_ipam_reuses_and_static_ips() {
             .unwrap_err();
         assert!(matches!(err, NetError::AlreadyConnected { .. }), "{err}");
 
-        // Released addresses are handed out again.
+        // A released address can be asked for at once: the request waits for the old veth,
+        // which is deleted in the background and holds the address until it is gone.
         mgr.disconnect("app", &cid("b", 1)).await.unwrap();
-        assert!(!link_exists(&ea.host_ifname));
         let c = Netns::new(dir.path(), "c").await;
-        let ec = mgr
-            .connect("app", ep_req(&cid("b", 3), "gamma", &c))
-            .await
-            .unwrap();
+        let mut again = ep_req(&cid("b", 3), "gamma", &c);
+        again.ipv4 = Some(ip4("10.213.21.2"));
+        let ec = mgr.connect("app", again).await.unwrap();
         assert_eq!(ec.ipv4, ip4("10.213.21.2"));
+        assert!(!link_exists(&ea.host_ifname));
 
         // Static addresses: inside the subnet and free.
         let d = Netns::new(dir.path(), "d").await;
