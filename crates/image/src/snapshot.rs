@@ -53,8 +53,8 @@ pub struct OverlayMount {
 }
 
 impl SnapshotStore {
-    /// Opens the store, removes interrupted extractions and snapshots an OS crash may have
-    /// left incomplete, and makes the rest durable.
+    /// Opens the store, removes interrupted extractions and init layer builds and the
+    /// snapshots an OS crash may have left incomplete, and makes the rest durable.
     pub fn open(root: &Path) -> Result<SnapshotStore> {
         let dir = root.join("snapshots");
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
@@ -66,6 +66,8 @@ impl SnapshotStore {
         let boot = boot_id();
         let mut pending = false;
         for d in store.list_layers()? {
+            // An init layer whose build was interrupted.
+            clean_temp_files(&store.dir.join(d.hex()))?;
             let marker = store.dir.join(d.hex()).join(UNSYNCED);
             match fs::read_to_string(&marker) {
                 Ok(b) if b.trim() == boot && !boot.is_empty() => pending = true,

@@ -536,3 +536,36 @@ fn deferred_sync_and_recovery_after_a_reboot() {
     assert!(again.has_layer(&d2));
     assert!(again.unsynced().unwrap().is_empty());
 }
+
+/// Containers of one image share its init layer, beside the top layer; a build a crash
+/// interrupted is cleared at open, and the next container builds it again.
+#[test]
+fn init_layer_is_shared_by_an_image_and_rebuilt_after_an_interrupted_build() {
+    use berth_image::init_layer::CONTAINER_INIT;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let t = tar_of(&[E::Dir("etc", 0o755), E::File("etc/hostname", b"img", 0o644)]);
+    let d = Digest::sha256_of(&t);
+    store.apply(&d, Some(&d), &t[..]).unwrap();
+    let one = store
+        .prepare_rw_with_init("c1", std::slice::from_ref(&d), &CONTAINER_INIT)
+        .unwrap();
+    let two = store
+        .prepare_rw_with_init("c2", std::slice::from_ref(&d), &CONTAINER_INIT)
+        .unwrap();
+    assert_eq!(one.lowers[0], two.lowers[0], "one init layer for the image");
+    assert_eq!(one.lowers[1], store.layer_dir(&d));
+    let init = one.lowers[0].clone();
+    assert!(init.starts_with(tmp.path().join("snapshots").join(d.hex())));
+    assert_eq!(fs::read(init.join("etc/hostname")).unwrap(), b"");
+
+    fs::remove_dir_all(&init).unwrap();
+    let interrupted = init.with_file_name(".tmp-crashed");
+    fs::create_dir_all(interrupted.join("etc")).unwrap();
+    let reopened = SnapshotStore::open(tmp.path()).unwrap();
+    assert!(!interrupted.exists(), "an interrupted build is left");
+    let three = reopened
+        .prepare_rw_with_init("c3", std::slice::from_ref(&d), &CONTAINER_INIT)
+        .unwrap();
+    assert!(three.lowers[0].join(".dockerenv").is_file());
+}
