@@ -42,7 +42,8 @@ if file "$dist/berth-runtime" | grep -q 'static'; then
 fi
 # Berth's client against Debian's dockerd 20.10 (API 1.41), started by the
 # anchors' start-peers.sh unless one runs already: an older daemon refuses the
-# client's first call as too new, and the client settles the version down.
+# client's first call as too new, and the client settles the version down. The
+# same dockerd then runs the ignored tests that need one.
 anchor_sock=/run/docker-anchor.sock
 if [ -x "$anchors/start-peers.sh" ] && command -v dockerd >/dev/null &&
   [ -s "$BERTH_ANCHOR_IMAGES/busybox-docker.tar" ]; then
@@ -54,6 +55,10 @@ if [ -x "$anchors/start-peers.sh" ] && command -v dockerd >/dev/null &&
   fi
   docker -H "unix://$anchor_sock" load -i "$BERTH_ANCHOR_IMAGES/busybox-docker.tar" >/dev/null
   BERTH_TEST_HOST=unix://$anchor_sock BERTH_BIN_DIR=$dist cargo nextest run -p berth-cli --test daemon "$@"
+  # The tests that need a real dockerd, skipped in the workspace run: dockerd logs in
+  # to, pushes to and pulls from berth-registry; docker save/load round trips with Berth.
+  BERTH_TEST_DOCKER_HOST=unix://$anchor_sock cargo nextest run --run-ignored ignored-only \
+    -p berth-registry --test docker -p berth-image --test docker_compat "$@"
   if [ "$started_dockerd" = 1 ]; then
     "$anchors/stop-peers.sh" --purge >/dev/null
     trap - EXIT
