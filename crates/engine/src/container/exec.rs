@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The body of `POST /containers/{id}/exec`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -38,6 +39,8 @@ pub struct ExecEntry {
     pub config: ExecConfig,
     pub state: Mutex<ExecState>,
     pub run_dir: PathBuf,
+    /// Woken once the exit code is recorded.
+    pub exited: tokio::sync::Notify,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -131,6 +134,7 @@ impl Containers {
             config: config.clone(),
             state: Mutex::new(ExecState::default()),
             run_dir,
+            exited: tokio::sync::Notify::new(),
         });
         self.execs
             .map
@@ -322,6 +326,7 @@ impl Containers {
                 st.running = false;
                 st.exit_code = Some(code);
             }
+            ex2.exited.notify_waiters();
             if let Ok(c) = me.get(&ex2.container_id) {
                 me.publish(
                     &c.snapshot(),
@@ -345,6 +350,21 @@ impl Containers {
     /// The exit code of a finished exec, None while it runs (or when there is none).
     pub(crate) fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
         self.execs.get(exec_id).ok()?.current().exit_code
+    }
+
+    /// The exec's exit code once it is recorded, waiting up to `within`.
+    pub(crate) async fn exec_wait_exit(&self, exec_id: &str, within: Duration) -> Option<i64> {
+        let ex = self.execs.get(exec_id).ok()?;
+        let recorded = async {
+            loop {
+                let exited = ex.exited.notified();
+                if let Some(code) = ex.current().exit_code {
+                    return code;
+                }
+                exited.await;
+            }
+        };
+        tokio::time::timeout(within, recorded).await.ok()
     }
 
     /// SIGKILL to a running exec's process (a health probe past its timeout).

@@ -253,16 +253,8 @@ impl Containers {
             ));
         };
         // The exit is recorded a moment after the output ends.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(code) = self.exec_exit_code(exec_id) {
-                return Ok((code, output));
-            }
-            if Instant::now() > deadline {
-                return Ok((-1, output));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let code = self.exec_wait_exit(exec_id, Duration::from_secs(5)).await;
+        Ok((code.unwrap_or(-1), output))
     }
 }
 
