@@ -79,6 +79,26 @@ fn load_and_images() {
         .docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
         .ok();
     assert!(id.starts_with("sha256:"), "{id}");
+
+    // Loading again over a tag that moved to another image says so, as dockerd does.
+    d.docker(&[
+        "run",
+        "--name",
+        "mk",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    let other = d.docker(&["commit", "mk", "busybox:latest"]).ok();
+    let again = d.docker(&["load", "-i", tar.to_str().expect("utf-8")]).ok();
+    assert_eq!(
+        again,
+        format!(
+            "The image busybox:latest already exists, renaming the old one with ID {other} to empty string\nLoaded image: busybox:latest"
+        )
+    );
 }
 
 #[test]

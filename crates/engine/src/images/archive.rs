@@ -36,7 +36,19 @@ impl Images {
     pub async fn load(&self, reader: impl Read + Send + 'static) -> Result<Vec<JsonMessage>> {
         let _shared = self.gc_lock.read().await;
         let svc = self.svc.clone();
-        let records = blocking(move || Ok(svc.load(reader)?)).await?;
+        let (records, before) = blocking(move || {
+            let before: std::collections::HashMap<String, String> = svc
+                .images
+                .list()
+                .iter()
+                .flat_map(|r| {
+                    let id = r.id.to_string();
+                    r.familiar_tags().into_iter().map(move |t| (t, id.clone()))
+                })
+                .collect();
+            Ok((svc.load(reader)?, before))
+        })
+        .await?;
         let mut lines = Vec::new();
         for rec in &records {
             let tags = rec.familiar_tags();
@@ -47,6 +59,12 @@ impl Images {
                 )));
             }
             for t in tags {
+                // Docker's words when a loaded tag moves off another image.
+                if let Some(old) = before.get(&t).filter(|old| **old != rec.id.to_string()) {
+                    lines.push(JsonMessage::stream(format!(
+                        "The image {t} already exists, renaming the old one with ID {old} to empty string\n"
+                    )));
+                }
                 lines.push(JsonMessage::stream(format!("Loaded image: {t}\n")));
             }
             let id = rec.id.to_string();
