@@ -149,6 +149,38 @@ fn run_d_logs_tail_timestamps() {
     }
 }
 
+/// `--details` puts the attributes the log options name before each line, as dockerd does:
+/// sorted, query-escaped, an empty set leaving just the space.
+#[test]
+fn logs_details_show_the_log_option_attributes() {
+    let d = Daemon::start();
+    let id = d.run_d(&[
+        "--network",
+        "none",
+        "--label",
+        "team=core",
+        "--log-opt",
+        "labels=team,absent",
+        "--log-opt",
+        "env=FOO,BAR",
+        "--log-opt",
+        "env-regex=^Z",
+        "-e",
+        "FOO=a b&c",
+        "-e",
+        "ZED=1",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(d.docker(&["wait", &id]).ok(), "0");
+    let o = d.docker(&["logs", "--details", &id]);
+    assert_eq!(o.out(), "FOO=a+b%26c,ZED=1,team=core hi\n");
+    let plain = d.run_d(&["--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(d.docker(&["wait", &plain]).ok(), "0");
+    assert_eq!(d.docker(&["logs", "--details", &plain]).out(), " hi\n");
+}
+
 #[test]
 fn logs_follow_ends_when_container_exits() {
     let d = Daemon::start();

@@ -25,6 +25,7 @@ pub async fn logs(
         stderr: qbool(q.get("stderr")),
         follow: qbool(q.get("follow")),
         timestamps: qbool(q.get("timestamps")),
+        details: qbool(q.get("details")),
         since: time("since")?,
         until: time("until")?,
         tail: match q.get("tail").map(String::as_str) {

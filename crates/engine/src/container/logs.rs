@@ -20,6 +20,8 @@ pub struct LogOptions {
     pub until: Option<SystemTime>,
     /// `None` = all.
     pub tail: Option<usize>,
+    /// Each line after the attributes the log options give (`--details`).
+    pub details: bool,
 }
 
 #[derive(Deserialize)]
@@ -29,8 +31,9 @@ struct Line {
     time: String,
 }
 
-/// One log entry, ready to send: framed for non-TTY containers, raw for TTY ones.
-fn encode(l: &Line, opts: &LogOptions, tty: bool) -> Option<Bytes> {
+/// One log entry, ready to send: framed for non-TTY containers, raw for TTY ones. `details`:
+/// the attributes that go before each line.
+fn encode(l: &Line, opts: &LogOptions, tty: bool, details: Option<&[u8]>) -> Option<Bytes> {
     let stream = match l.stream.as_str() {
         "stdout" if opts.stdout => 1u8,
         "stderr" if opts.stderr => 2u8,
@@ -52,6 +55,10 @@ fn encode(l: &Line, opts: &LogOptions, tty: bool) -> Option<Bytes> {
         payload.extend_from_slice(l.time.as_bytes());
         payload.push(b' ');
     }
+    if let Some(attrs) = details {
+        payload.extend_from_slice(attrs);
+        payload.push(b' ');
+    }
     payload.extend_from_slice(l.log.as_bytes());
     if tty {
         return Some(payload.into());
@@ -61,6 +68,76 @@ fn encode(l: &Line, opts: &LogOptions, tty: bool) -> Option<Bytes> {
     framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     framed.extend_from_slice(&payload);
     Some(framed.into())
+}
+
+/// What Docker's log drivers attach to each line for `--details`: the container labels named
+/// by the `labels` log option or matching `labels-regex`, and the environment variables
+/// named by `env` or matching `env-regex`, as `key=value` pairs sorted by key, both
+/// query-escaped, joined by commas. Docker computes them when the container starts; they
+/// depend on nothing that changes after create.
+fn detail_attrs(c: &super::model::Container) -> Result<Vec<u8>> {
+    let opts = &c.host_config.log_config.config;
+    let mut attrs = std::collections::BTreeMap::new();
+    let listed = |key: &str| -> Vec<String> {
+        opts.get(key)
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let pattern = |key: &str| -> Result<Option<regex::Regex>> {
+        match opts.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(p) => regex::Regex::new(p)
+                .map(Some)
+                .map_err(|e| Error::invalid(format!("invalid log option {key}: {e}"))),
+        }
+    };
+    let labels = &c.config.labels;
+    for name in listed("labels") {
+        if let Some(v) = labels.get(&name) {
+            attrs.insert(name, v.clone());
+        }
+    }
+    if let Some(re) = pattern("labels-regex")? {
+        for (k, v) in labels.iter().filter(|(k, _)| re.is_match(k)) {
+            attrs.insert(k.clone(), v.clone());
+        }
+    }
+    let env: std::collections::HashMap<&str, &str> = c
+        .config
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .collect();
+    for name in listed("env") {
+        if let Some(v) = env.get(name.as_str()) {
+            attrs.insert(name, v.to_string());
+        }
+    }
+    if let Some(re) = pattern("env-regex")? {
+        for (k, v) in env.iter().filter(|(k, _)| re.is_match(k)) {
+            attrs.insert(k.to_string(), v.to_string());
+        }
+    }
+    let pairs: Vec<String> = attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect();
+    Ok(pairs.join(",").into_bytes())
+}
+
+/// Go's `url.QueryEscape`, which Docker applies to each attribute.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// The rotated files, oldest first, then the live one.
@@ -93,10 +170,11 @@ impl Containers {
         }
         let tty = rec.config.tty;
         let path = PathBuf::from(&rec.log_path);
+        let details = opts.details.then(|| detail_attrs(&rec)).transpose()?;
         let (tx, rx) = mpsc::channel(64);
         let run = entry.run.subscribe();
         tokio::task::spawn_blocking(move || {
-            let _ = stream_logs(&path, &opts, tty, &tx, run);
+            let _ = stream_logs(&path, &opts, tty, details.as_deref(), &tx, run);
         });
         Ok((tty, rx))
     }
@@ -106,6 +184,7 @@ fn stream_logs(
     path: &Path,
     opts: &LogOptions,
     tty: bool,
+    details: Option<&[u8]>,
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
     run: tokio::sync::watch::Receiver<super::RunState>,
 ) -> std::io::Result<()> {
@@ -117,7 +196,7 @@ fn stream_logs(
         if let Ok(file) = std::fs::File::open(f) {
             for line in BufReader::new(file).lines().map_while(|l| l.ok()) {
                 if let Ok(l) = serde_json::from_str::<Line>(&line) {
-                    entries.extend(encode(&l, opts, tty));
+                    entries.extend(encode(&l, opts, tty, details));
                 }
             }
         }
@@ -138,7 +217,7 @@ fn stream_logs(
                 break;
             }
             if let Ok(l) = serde_json::from_str::<Line>(buf.trim_end()) {
-                entries.extend(encode(&l, opts, tty));
+                entries.extend(encode(&l, opts, tty, details));
             }
             pos += buf.len() as u64;
             buf.clear();
@@ -184,7 +263,7 @@ fn stream_logs(
                     pos += buf.len() as u64;
                     progressed = true;
                     if let Ok(l) = serde_json::from_str::<Line>(buf.trim_end()) {
-                        if let Some(b) = encode(&l, opts, tty) {
+                        if let Some(b) = encode(&l, opts, tty, details) {
                             if !send(b) {
                                 return Ok(());
                             }
