@@ -118,6 +118,11 @@ fn run_rm_exit_codes_and_output() {
     ]);
     assert_eq!(o.out(), "out\n");
     assert_eq!(o.err(), "err\n");
+    // A command that cannot start: 127 and the start's error, once, as with dockerd.
+    let o = d.docker(&["run", "--rm", "--network", "none", "busybox", "/no/such"]);
+    assert_eq!(o.code(), 127, "{}", o.err());
+    assert!(o.err().contains("/no/such"), "{}", o.err());
+    assert!(!o.err().contains("Error waiting"), "{}", o.err());
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "", "--rm left containers");
 }
 

@@ -331,7 +331,15 @@ impl Containers {
                     _ => !now.running,
                 };
                 if done {
-                    return (now.exit_code, now.error);
+                    // As dockerd: a removal that went through reports no error, even after a
+                    // failed start (the CLI would print "Error waiting for container" on top of
+                    // the start's own error).
+                    let error = if condition == "removed" {
+                        None
+                    } else {
+                        now.error
+                    };
+                    return (now.exit_code, error);
                 }
                 if rx.changed().await.is_err() {
                     let now = rx.borrow().clone();
