@@ -19,7 +19,7 @@ const UNPACED: [&[u8]; 2] = [b"cubic", b"reno"];
 /// starts, at the end of the handshake, and that mark stays after a switch to another
 /// algorithm. A listener's own choice is inherited by its connections before that.
 pub fn unpace_listener(sock: &impl AsRawFd, local: SocketAddr) {
-    if local.ip().is_loopback() {
+    if local.ip().to_canonical().is_loopback() {
         unpace_fd(sock.as_raw_fd());
     }
 }
@@ -28,7 +28,7 @@ pub fn unpace_listener(sock: &impl AsRawFd, local: SocketAddr) {
 /// BBR. Its pacing mark stays, but the pacing rate then follows the new algorithm's window,
 /// which still about halves BBR's cost.
 pub fn unpace(sock: &impl AsRawFd, peer: SocketAddr) {
-    if peer.ip().is_loopback() {
+    if peer.ip().to_canonical().is_loopback() {
         unpace_fd(sock.as_raw_fd());
     }
 }
@@ -135,5 +135,24 @@ mod tests {
         set_congestion(fd, b"reno").expect("reno is allowed to every process");
         unpace(&conn, peer);
         assert_eq!(name(fd), "reno");
+    }
+
+    #[test]
+    fn an_ipv4_peer_of_a_dual_stack_listener_counts_as_loopback() {
+        let Ok(listener) = TcpListener::bind("[::]:0") else {
+            eprintln!("skipped: no IPv6 here");
+            return;
+        };
+        let port = listener.local_addr().expect("addr").port();
+        let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (conn, peer) = listener.accept().expect("accept");
+        assert!(peer.is_ipv6(), "{peer}");
+        if set_congestion(conn.as_raw_fd(), b"bbr").is_err() {
+            eprintln!("skipped: bbr is not available to this process");
+            return;
+        }
+        unpace(&conn, peer);
+        let now = name(conn.as_raw_fd());
+        assert!(UNPACED.contains(&now.as_bytes()), "still {now}");
     }
 }
