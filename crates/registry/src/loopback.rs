@@ -4,7 +4,7 @@
 //! `fq` qdisc does it. A loopback path has no link to model, no queue and no loss, so the
 //! pacing only adds timer work and wakeups on both ends: on a host whose default is BBR,
 //! a blob pull over loopback ran at ~2.9 GB/s with BBR and ~7.8 GB/s with cubic or reno.
-//! Connections from other hosts keep the host's choice.
+//! Connections from other hosts keep the host's choice (see [`Pacing`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,38 +14,69 @@ use std::os::fd::{AsRawFd, RawFd};
 /// allows it to every process.
 const UNPACED: [&[u8]; 2] = [b"cubic", b"reno"];
 
-/// Makes a listener bound to a loopback address hand out connections with an unpaced
-/// algorithm. This is the only complete cure: BBR marks a socket as needing pacing when it
-/// starts, at the end of the handshake, and that mark stays after a switch to another
-/// algorithm. A listener's own choice is inherited by its connections before that.
-pub fn unpace_listener(sock: &impl AsRawFd, local: SocketAddr) {
-    if local.ip().to_canonical().is_loopback() {
-        unpace_fd(sock.as_raw_fd());
+/// What the accept loop does to each connection's algorithm, decided once per listener.
+///
+/// BBR marks a socket as needing pacing when it starts, at the end of the handshake, and
+/// the mark stays after a switch to another algorithm; a connection inherits its listener's
+/// algorithm before that. So the listener itself is made unpaced when it can be reached from
+/// this host, and a listener on every address gives peers on other hosts the host's
+/// algorithm back right after accept, before any data moves.
+#[derive(Debug, Default)]
+pub struct Pacing {
+    /// The host's algorithm, for peers on other hosts of an unpaced wildcard listener.
+    remote: Option<Vec<u8>>,
+    /// The listener hands out unpaced connections to loopback peers.
+    listener_unpaced: bool,
+}
+
+/// Sets up `sock`, listening on `local`, as described on [`Pacing`].
+pub fn unpace_listener(sock: &impl AsRawFd, local: SocketAddr) -> Pacing {
+    let ip = local.ip().to_canonical();
+    if !ip.is_loopback() && !ip.is_unspecified() {
+        return Pacing::default();
+    }
+    let fd = sock.as_raw_fd();
+    let Some(host) = unpace_fd(fd) else {
+        return Pacing::default();
+    };
+    Pacing {
+        remote: ip.is_unspecified().then_some(host),
+        listener_unpaced: true,
     }
 }
 
-/// Moves a connection from a loopback peer, accepted by a listener on a wider address, off
-/// BBR. Its pacing mark stays, but the pacing rate then follows the new algorithm's window,
-/// which still about halves BBR's cost.
-pub fn unpace(sock: &impl AsRawFd, peer: SocketAddr) {
-    if peer.ip().to_canonical().is_loopback() {
-        unpace_fd(sock.as_raw_fd());
-    }
-}
-
-/// Best effort: a failure leaves the socket as it was.
-fn unpace_fd(fd: RawFd) {
-    match congestion(fd) {
-        Ok(name) if name.starts_with(b"bbr") => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::debug!(error = %e, "reading TCP_CONGESTION failed");
-            return;
+impl Pacing {
+    /// Gives the connection `sock` from `peer` its algorithm. Best effort.
+    pub fn accepted(&self, sock: &impl AsRawFd, peer: SocketAddr) {
+        let fd = sock.as_raw_fd();
+        if peer.ip().to_canonical().is_loopback() {
+            if !self.listener_unpaced {
+                // Late: the pacing mark stays, but the pacing rate then follows the new
+                // algorithm's window, which still about halves BBR's cost.
+                unpace_fd(fd);
+            }
+        } else if let Some(host) = &self.remote {
+            if let Err(e) = set_congestion(fd, host) {
+                tracing::warn!(error = %e, "restoring the host's congestion control failed");
+            }
         }
     }
+}
+
+/// Moves `fd` off a pacing algorithm (BBR); returns the one it had, or None when it kept
+/// it (not pacing, or no unpaced one allowed). Best effort: a failure leaves it as it was.
+fn unpace_fd(fd: RawFd) -> Option<Vec<u8>> {
+    let had = match congestion(fd) {
+        Ok(name) if name.starts_with(b"bbr") => name,
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading TCP_CONGESTION failed");
+            return None;
+        }
+    };
     for algo in UNPACED {
         match set_congestion(fd, algo) {
-            Ok(()) => return,
+            Ok(()) => return Some(had),
             Err(e) => tracing::debug!(
                 algorithm = %String::from_utf8_lossy(algo),
                 error = %e,
@@ -53,6 +84,7 @@ fn unpace_fd(fd: RawFd) {
             ),
         }
     }
+    None
 }
 
 fn congestion(fd: RawFd) -> io::Result<Vec<u8>> {
@@ -102,23 +134,69 @@ mod tests {
         String::from_utf8_lossy(&congestion(fd).expect("read TCP_CONGESTION")).into_owned()
     }
 
-    #[test]
-    fn a_loopback_listener_hands_out_unpaced_connections() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        if set_congestion(listener.as_raw_fd(), b"bbr").is_err() {
-            eprintln!("skipped: bbr is not available to this process");
-            return;
-        }
-        let addr = listener.local_addr().expect("addr");
-        unpace_listener(&listener, addr);
-        let _client = TcpStream::connect(addr).expect("connect");
-        let (conn, _) = listener.accept().expect("accept");
-        let now = name(conn.as_raw_fd());
-        assert!(UNPACED.contains(&now.as_bytes()), "connection got {now}");
+    /// A listener on `addr` whose own algorithm is BBR, as on a host whose default is BBR;
+    /// None where BBR is not available.
+    fn bbr_listener(addr: &str) -> Option<TcpListener> {
+        let listener = TcpListener::bind(addr).ok()?;
+        set_congestion(listener.as_raw_fd(), b"bbr").ok()?;
+        Some(listener)
+    }
+
+    fn unpaced(fd: RawFd) -> bool {
+        UNPACED.contains(&name(fd).as_bytes())
     }
 
     #[test]
-    fn a_loopback_connection_leaves_bbr_and_keeps_other_algorithms() {
+    fn a_loopback_listener_hands_out_unpaced_connections() {
+        let Some(listener) = bbr_listener("127.0.0.1:0") else {
+            eprintln!("skipped: bbr is not available to this process");
+            return;
+        };
+        let addr = listener.local_addr().expect("addr");
+        let pacing = unpace_listener(&listener, addr);
+        let _client = TcpStream::connect(addr).expect("connect");
+        let (conn, peer) = listener.accept().expect("accept");
+        pacing.accepted(&conn, peer);
+        assert!(
+            unpaced(conn.as_raw_fd()),
+            "connection got {}",
+            name(conn.as_raw_fd())
+        );
+    }
+
+    /// On a wildcard listener, a loopback peer (also one reaching an IPv6 listener over
+    /// IPv4) stays unpaced and a peer on another host gets the host's algorithm back (its
+    /// address is given to `accepted`; no packet goes anywhere).
+    #[test]
+    fn a_wildcard_listener_unpaces_loopback_peers_only() {
+        for (any, local) in [("0.0.0.0:0", "127.0.0.1"), ("[::]:0", "127.0.0.1")] {
+            let Some(listener) = bbr_listener(any) else {
+                eprintln!("skipped {any}: no such listener with bbr here");
+                continue;
+            };
+            let addr = listener.local_addr().expect("addr");
+            let pacing = unpace_listener(&listener, addr);
+            let _client = TcpStream::connect((local, addr.port())).expect("connect");
+            let (conn, peer) = listener.accept().expect("accept");
+            pacing.accepted(&conn, peer);
+            assert!(
+                unpaced(conn.as_raw_fd()),
+                "{any}: {}",
+                name(conn.as_raw_fd())
+            );
+
+            let remote = SocketAddr::from(([192, 0, 2, 1], 40000));
+            pacing.accepted(&conn, remote);
+            assert_eq!(
+                name(conn.as_raw_fd()),
+                "bbr",
+                "{any}: a remote peer keeps the host's"
+            );
+        }
+    }
+
+    #[test]
+    fn a_late_switch_moves_a_loopback_connection_off_bbr_and_keeps_other_algorithms() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let _client = TcpStream::connect(addr).expect("connect");
@@ -128,31 +206,12 @@ mod tests {
             eprintln!("skipped: bbr is not available to this process");
             return;
         }
-        unpace(&conn, peer);
-        let now = name(fd);
-        assert!(UNPACED.contains(&now.as_bytes()), "still {now}");
+        let late = Pacing::default();
+        late.accepted(&conn, peer);
+        assert!(unpaced(fd), "still {}", name(fd));
 
         set_congestion(fd, b"reno").expect("reno is allowed to every process");
-        unpace(&conn, peer);
+        late.accepted(&conn, peer);
         assert_eq!(name(fd), "reno");
-    }
-
-    #[test]
-    fn an_ipv4_peer_of_a_dual_stack_listener_counts_as_loopback() {
-        let Ok(listener) = TcpListener::bind("[::]:0") else {
-            eprintln!("skipped: no IPv6 here");
-            return;
-        };
-        let port = listener.local_addr().expect("addr").port();
-        let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        let (conn, peer) = listener.accept().expect("accept");
-        assert!(peer.is_ipv6(), "{peer}");
-        if set_congestion(conn.as_raw_fd(), b"bbr").is_err() {
-            eprintln!("skipped: bbr is not available to this process");
-            return;
-        }
-        unpace(&conn, peer);
-        let now = name(conn.as_raw_fd());
-        assert!(UNPACED.contains(&now.as_bytes()), "still {now}");
     }
 }

@@ -127,9 +127,9 @@ pub async fn start(config: &Config) -> Result<ServerHandle, ServeError> {
         addr: config.listen.clone(),
         source,
     })?;
-    crate::loopback::unpace_listener(&listener, addr);
+    let pacing = crate::loopback::unpace_listener(&listener, addr);
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, app.clone(), acceptor, rx));
+    let task = tokio::spawn(accept_loop(listener, pacing, app.clone(), acceptor, rx));
     let gc_task = (config.gc.interval_secs > 0).then(|| {
         let opts = GcOptions {
             dry_run: false,
@@ -177,6 +177,7 @@ async fn gc_loop(app: Arc<App>, every: Duration, opts: GcOptions) {
 
 async fn accept_loop(
     listener: TcpListener,
+    pacing: crate::loopback::Pacing,
     app: Arc<App>,
     acceptor: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
@@ -199,7 +200,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        crate::loopback::unpace(&stream, peer);
+        pacing.accepted(&stream, peer);
         // Plain connections get sendfile for blob bodies; TLS needs the bytes in user space.
         let (conn, files) = match acceptor.clone() {
             None => {
