@@ -36,8 +36,16 @@ fn docker(args: &[&str]) -> std::process::Output {
 #[ignore = "needs the peer dockerd (start-peers.sh)"]
 fn docker_save_loads_into_berth_and_berth_save_loads_into_docker() {
     let tmp = tempfile::tempdir().unwrap();
-    let anchors = Path::new("/tmp/anchors-images/busybox-docker.tar");
-    assert!(anchors.exists(), "run make-images.sh first");
+    let images = std::env::var_os("BERTH_ANCHOR_IMAGES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/tmp/anchors-images".into());
+    let anchors = images.join("busybox-docker.tar");
+    let anchors = anchors.as_path();
+    assert!(
+        anchors.exists(),
+        "run make-images.sh first ({})",
+        anchors.display()
+    );
     let tag = "berth-compat/busybox:dsave";
     docker(&["load", "-i", anchors.to_str().unwrap()]);
     docker(&["tag", "busybox:latest", tag]);
