@@ -118,6 +118,16 @@ impl ImageService {
         chain_ids(&rec.diff_ids)
     }
 
+    /// The image's size as Docker shows it: its layers' sizes, as the snapshots measure them
+    /// now; the size recorded with the image where a layer is not extracted.
+    pub fn image_size(&self, rec: &ImageRecord) -> u64 {
+        self.chain_ids_of(rec)
+            .iter()
+            .map(|c| self.snapshots.layer_size(c))
+            .sum::<Option<u64>>()
+            .unwrap_or(rec.size)
+    }
+
     /// Records an image whose manifest, config and layers are in the content store, and
     /// extracts any layer not yet in a snapshot.
     pub fn register(

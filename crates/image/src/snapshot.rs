@@ -21,7 +21,7 @@ use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, unmount,
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -175,14 +175,25 @@ impl SnapshotStore {
         result
     }
 
-    /// Uncompressed size of the layer, recorded at extraction.
-    /// The layer's size as Docker shows it (see [`ApplyStats::content_size`]); for a layer
-    /// extracted before that was recorded, its uncompressed tar size.
+    /// The layer's size as Docker shows it (see [`ApplyStats::content_size`]), recorded at
+    /// extraction. A layer extracted before that was recorded is measured once, as moby
+    /// measures its layers, by walking its files, and the figure kept.
     pub fn layer_size(&self, chain_id: &Digest) -> Option<u64> {
         let dir = self.dir.join(chain_id.hex());
-        [CONTENT_SIZE, "size"]
-            .iter()
-            .find_map(|f| fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok())
+        if let Some(n) = fs::read_to_string(dir.join(CONTENT_SIZE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return Some(n);
+        }
+        let layer = dir.join(LAYER_DIR);
+        if !layer.is_dir() {
+            return None;
+        }
+        let n = files_size(&layer, &mut HashSet::new());
+        // A figure that cannot be kept is measured again next time.
+        let _ = crate::store::atomic::write_file(&dir.join(CONTENT_SIZE), n.to_string().as_bytes());
+        Some(n)
     }
 
     pub fn remove_layer(&self, chain_id: &Digest) -> Result<()> {
@@ -320,6 +331,25 @@ impl SnapshotStore {
             })
             .collect())
     }
+}
+
+/// The bytes of every file and symlink under `dir`, a hard-linked file once; not following
+/// symlinks.
+fn files_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in rd.flatten() {
+        let Ok(md) = e.metadata() else { continue };
+        if md.is_dir() {
+            total += files_size(&e.path(), seen);
+        } else if md.nlink() < 2 || seen.insert((md.dev(), md.ino())) {
+            total += md.size();
+        }
+    }
+    total
 }
 
 fn remove_dir_if_exists(p: &Path) -> Result<()> {

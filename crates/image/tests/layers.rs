@@ -569,3 +569,30 @@ fn init_layer_is_shared_by_an_image_and_rebuilt_after_an_interrupted_build() {
         .unwrap();
     assert!(three.lowers[0].join(".dockerenv").is_file());
 }
+
+/// A layer extracted before its size was recorded is measured from its files, as moby
+/// measures layers: file and symlink bytes, a hard-linked file once.
+#[test]
+fn layer_size_of_a_layer_without_a_recorded_size_is_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let t = tar_of(&[
+        E::File("data", b"abcdef", 0o644),
+        E::Hardlink("again", "data"),
+        E::Symlink("link", "data"),
+        E::Dir("d", 0o755),
+        E::File("d/x", b"1234", 0o644),
+    ]);
+    let d = Digest::sha256_of(&t);
+    let stats = store.apply(&d, Some(&d), &t[..]).unwrap();
+    assert_eq!(stats.content_size, 14);
+    assert_eq!(store.layer_size(&d), Some(14));
+    let recorded = tmp
+        .path()
+        .join("snapshots")
+        .join(d.hex())
+        .join("content-size");
+    fs::remove_file(&recorded).unwrap();
+    assert_eq!(store.layer_size(&d), Some(14), "measured from the files");
+    assert_eq!(fs::read_to_string(&recorded).unwrap(), "14", "and kept");
+}

@@ -159,13 +159,14 @@ impl Images {
             for rec in svc.images.list() {
                 // An image whose config is unreadable still lists, with no labels.
                 let cfg = svc.config_of(&rec).unwrap_or_default();
-                out.push((rec, cfg));
+                let size = svc.image_size(&rec);
+                out.push((rec, cfg, size));
             }
             Ok(out)
         })
         .await?;
         let mut rows = Vec::new();
-        for (rec, cfg) in records {
+        for (rec, cfg, size) in records {
             if !self.matches(&rec, &cfg, &opts.filters)? {
                 continue;
             }
@@ -205,10 +206,10 @@ impl Images {
                 "RepoDigests": digests,
                 "RepoTags": tags,
                 "SharedSize": -1,
-                "Size": rec.size,
+                "Size": size,
             });
             if opts.api_minor.is_some_and(|m| m < 44) {
-                v["VirtualSize"] = json!(rec.size);
+                v["VirtualSize"] = json!(size);
             }
             rows.push(v);
         }
@@ -256,7 +257,7 @@ impl Images {
         let rec = self.resolve(name)?;
         let svc = self.svc.clone();
         let r2 = rec.clone();
-        let cfg = blocking(move || Ok(svc.config_of(&r2)?)).await?;
+        let (cfg, size) = blocking(move || Ok((svc.config_of(&r2)?, svc.image_size(&r2)))).await?;
         let chains = chain_ids(&rec.diff_ids);
         let layer_dir = |i: usize| {
             self.svc
@@ -310,7 +311,7 @@ impl Images {
             "Config": config,
             "Architecture": cfg.architecture,
             "Os": cfg.os,
-            "Size": rec.size,
+            "Size": size,
             "GraphDriver": graph,
             "RootFS": {
                 "Type": "layers",
