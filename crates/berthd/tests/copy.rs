@@ -151,3 +151,32 @@ fn cp_into_a_read_only_container_goes_to_its_volume_only() {
     d.docker(&["cp", src, "ro:/data/in"]).ok();
     assert_eq!(d.docker(&["start", "-a", "ro"]).ok(), "into the volume");
 }
+
+/// A copy into a never-started container's fresh volume keeps the image's content there,
+/// which the volume gets first, as it would at start (Docker copies it at create).
+#[test]
+fn cp_into_a_fresh_volume_keeps_the_images_content() {
+    let d = Daemon::start();
+    d.docker(&[
+        "create",
+        "--name",
+        "fresh",
+        "--network",
+        "none",
+        "-v",
+        "etcvol:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/extra; test -s /etc/passwd && echo passwd",
+    ])
+    .ok();
+    let src = d.root().join("extra");
+    std::fs::write(&src, "copied in\n").expect("file");
+    d.docker(&["cp", src.to_str().expect("utf-8"), "fresh:/etc/extra"])
+        .ok();
+    assert_eq!(
+        d.docker(&["start", "-a", "fresh"]).ok(),
+        "copied in\npasswd"
+    );
+}

@@ -39,6 +39,8 @@ struct Bind {
     source: PathBuf,
     destination: String,
     read_only: bool,
+    /// The volume to give the image's content first, as start does, when it is empty.
+    copy_up: Option<String>,
 }
 
 /// Opens `path` inside `root` (symlinks resolved inside it). `follow_last`: whether a final
@@ -152,6 +154,7 @@ impl Containers {
             Vec::new()
         };
         let svc = self.images.svc.clone();
+        let volumes = self.volumes.clone();
         let target = self.run_dir(&c.id).join("rootfs");
         let image_id = c.image_id.clone();
         let key = c.id.clone();
@@ -162,8 +165,19 @@ impl Containers {
             ov.mount(&target)?;
             let root = Root {
                 fd: open_dir(&target.to_string_lossy())?,
-                temp_mount: Some(target),
+                temp_mount: Some(target.clone()),
             };
+            // The image's content goes into a fresh volume before it is bound, as at start.
+            for b in &binds {
+                if let Some(name) = &b.copy_up {
+                    super::volume_glue::copy_image_content(
+                        &volumes,
+                        name,
+                        &target,
+                        &b.destination,
+                    )?;
+                }
+            }
             for b in &binds {
                 if let Err(e) = bind_in(root.fd.as_fd(), b) {
                     tracing::debug!(
@@ -186,15 +200,18 @@ impl Containers {
             .mounts
             .iter()
             .filter_map(|mp| {
-                let source = if mp.kind == "volume" {
+                let volume = mp.kind == "volume";
+                let source = if volume {
                     self.volume_path(&mp.name).ok()?
                 } else {
                     PathBuf::from(&mp.source)
                 };
+                let nocopy = mp.mode.split(',').any(|m| m == "nocopy");
                 Some(Bind {
                     source,
                     destination: mp.destination.clone(),
                     read_only: !mp.rw,
+                    copy_up: (volume && !nocopy).then(|| mp.name.clone()),
                 })
             })
             .collect();
@@ -206,6 +223,7 @@ impl Containers {
                     source: cdir.join(file),
                     destination: destination.into(),
                     read_only: c.host_config.readonly_rootfs,
+                    copy_up: None,
                 });
             }
         }

@@ -2,6 +2,7 @@
 
 use super::Containers;
 use crate::error::{Error, Result};
+use crate::volumes::Volumes;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::path::{Path, PathBuf};
 
@@ -31,30 +32,9 @@ impl Containers {
         self.volumes.mount_path(name)
     }
 
-    /// Docker copies the image's content at the mount point into a fresh volume. The mount
-    /// point is resolved inside the container's root, so an image symlink cannot point the
-    /// copy at the host.
+    /// Docker copies the image's content at the mount point into a fresh volume.
     pub(crate) fn volume_copy_up(&self, name: &str, rootfs: &Path, target: &str) -> Result<()> {
-        let root = rustix::fs::open(
-            rootfs,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::internal(format!("opening {}", rootfs.display()), e))?;
-        let rel = target.trim_start_matches('/');
-        let dir = match rustix::fs::openat2(
-            &root,
-            rel,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT,
-        ) {
-            Ok(d) => d,
-            Err(_) => return Ok(()), // nothing in the image there
-        };
-        use std::os::fd::AsRawFd;
-        let src = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-        self.volumes.copy_up(name, &src)
+        copy_image_content(&self.volumes, name, rootfs, target)
     }
 
     /// Docker's volume `mount` and `unmount` events of a container's start and exit.
@@ -77,4 +57,35 @@ impl Containers {
     pub(crate) fn volume_remove(&self, name: &str) -> Result<()> {
         self.volumes.remove(name, false)
     }
+}
+
+/// Copies the image's content at `target` into volume `name` when the volume is empty. The
+/// mount point is resolved inside the container's root, so an image symlink cannot point the
+/// copy at the host.
+pub(crate) fn copy_image_content(
+    volumes: &Volumes,
+    name: &str,
+    rootfs: &Path,
+    target: &str,
+) -> Result<()> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::internal(format!("opening {}", rootfs.display()), e))?;
+    let rel = target.trim_start_matches('/');
+    let dir = match rustix::fs::openat2(
+        &root,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    ) {
+        Ok(d) => d,
+        Err(_) => return Ok(()), // nothing in the image there
+    };
+    use std::os::fd::AsRawFd;
+    let src = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    volumes.copy_up(name, &src)
 }
