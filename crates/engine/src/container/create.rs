@@ -73,7 +73,6 @@ fn validate(req: &CreateRequest) -> Result<()> {
     Ok(())
 }
 
-/// `80/tcp` → (80, "tcp").
 /// Docker records what a container will get where the request left a setting out, and
 /// inspect shows that: the runtime, the /dev/shm size, the IPC and cgroup namespace modes,
 /// swap at twice the memory limit, the masked and read-only /proc and /sys paths.
@@ -86,8 +85,12 @@ fn record_effective_settings(hc: &mut HostConfig, runtime: &str) {
         hc.ipc_mode = "private".into();
     }
     if hc.cgroupns_mode.is_empty() {
-        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-        hc.cgroupns_mode = if v2 { "private" } else { "host" }.into();
+        hc.cgroupns_mode = if super::spec::cgroup_v2() {
+            "private"
+        } else {
+            "host"
+        }
+        .into();
     }
     if hc.memory > 0 && hc.memory_swap == 0 && super::spec::swap_accounting() {
         hc.memory_swap = hc.memory * 2;
@@ -101,6 +104,7 @@ fn record_effective_settings(hc: &mut HostConfig, runtime: &str) {
     }
 }
 
+/// `80/tcp` → (80, "tcp").
 pub fn parse_port_key(key: &str) -> Result<(u16, String)> {
     let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
     let port: u16 = p

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The files start binds from the container's directory, unless a mount takes the path.
-const ETC_FILES: [(&str, &str); 3] = [
+pub(super) const ETC_FILES: [(&str, &str); 3] = [
     ("resolv.conf", "/etc/resolv.conf"),
     ("hostname", "/etc/hostname"),
     ("hosts", "/etc/hosts"),
@@ -63,12 +63,12 @@ pub(super) fn open_in(
 /// `mkdir -p` of `path` inside `root`, each component resolved with `RESOLVE_IN_ROOT`;
 /// the last directory, opened `O_PATH`.
 pub(super) fn mkdir_in(root: BorrowedFd<'_>, path: &str) -> rustix::io::Result<OwnedFd> {
-    let mut cur = open_in(root, "/", OFlags::PATH | OFlags::DIRECTORY, true)?;
+    let dir = OFlags::PATH | OFlags::DIRECTORY;
+    let mut cur = open_in(root, "/", dir, true)?;
     let mut sofar = String::new();
     for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
         sofar.push('/');
         sofar.push_str(comp);
-        let dir = OFlags::PATH | OFlags::DIRECTORY;
         cur = match open_in(root, &sofar, dir, true) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => {
@@ -111,13 +111,13 @@ fn make_point(root: BorrowedFd<'_>, path: &str, source: &Path) -> rustix::io::Re
     open_in(root, path, OFlags::PATH, true)
 }
 
-fn open_dir(path: &str) -> Result<OwnedFd> {
+fn open_dir(path: &Path) -> Result<OwnedFd> {
     rfs::open(
         path,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| io_err(path, e))
+    .map_err(|e| io_err(path.display(), e))
 }
 
 impl Containers {
@@ -138,13 +138,13 @@ impl Containers {
         if c.state.running && !with_mounts {
             let p = self.run_dir(&c.id).join("rootfs");
             return Ok(Root {
-                fd: open_dir(&p.to_string_lossy())?,
+                fd: open_dir(&p)?,
                 temp_mount: None,
             });
         }
         if c.state.running && c.state.pid > 0 {
             return Ok(Root {
-                fd: open_dir(&format!("/proc/{}/root", c.state.pid))?,
+                fd: open_dir(Path::new(&format!("/proc/{}/root", c.state.pid)))?,
                 temp_mount: None,
             });
         }
@@ -164,7 +164,7 @@ impl Containers {
             let ov = svc.prepare_container_rootfs(&key, &image)?;
             ov.mount(&target)?;
             let root = Root {
-                fd: open_dir(&target.to_string_lossy())?,
+                fd: open_dir(&target)?,
                 temp_mount: Some(target.clone()),
             };
             // The image's content goes into a fresh volume before it is bound, as at start.
@@ -206,12 +206,11 @@ impl Containers {
                 } else {
                     PathBuf::from(&mp.source)
                 };
-                let nocopy = mp.mode.split(',').any(|m| m == "nocopy");
                 Some(Bind {
                     source,
                     destination: mp.destination.clone(),
                     read_only: !mp.rw,
-                    copy_up: (volume && !nocopy).then(|| mp.name.clone()),
+                    copy_up: (volume && !mp.nocopy()).then(|| mp.name.clone()),
                 })
             })
             .collect();

@@ -332,6 +332,11 @@ pub fn default_env(env: &mut Vec<String>, home: &str, tty: bool) {
     }
 }
 
+/// Whether the host's cgroups are v2 alone (a hybrid host with v1 controllers is not).
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// Whether the host accounts swap in the memory cgroup (v1 memsw, v2 swap.max).
 pub fn swap_accounting() -> bool {
     Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()

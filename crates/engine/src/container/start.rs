@@ -231,8 +231,13 @@ impl Containers {
                 let p = self.volume_path(&mp.name)?;
                 // Docker copies the image's content into a fresh volume on first use,
                 // unless the mount says nocopy.
-                if !mp.mode.split(',').any(|m| m == "nocopy") {
-                    self.volume_copy_up(&mp.name, rootfs, &mp.destination)?;
+                if !mp.nocopy() {
+                    super::volume_glue::copy_image_content(
+                        &self.volumes,
+                        &mp.name,
+                        rootfs,
+                        &mp.destination,
+                    )?;
                 }
                 self.publish_volume(
                     "mount",
@@ -264,11 +269,7 @@ impl Containers {
         }
         let taken: std::collections::BTreeSet<String> =
             rec.mounts.iter().map(|m| m.destination.clone()).collect();
-        for (f, dst) in [
-            ("resolv.conf", "/etc/resolv.conf"),
-            ("hostname", "/etc/hostname"),
-            ("hosts", "/etc/hosts"),
-        ] {
+        for (f, dst) in super::root::ETC_FILES {
             if !taken.contains(dst) {
                 mounts.push(bind_mount(
                     &cdir.join(f),
@@ -321,7 +322,7 @@ impl Containers {
         tokio::task::spawn_blocking(move || mkdir_in_root(&rf, &cwd))
             .await
             .map_err(|e| Error::internal("creating the working directory", e))??;
-        let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let cgroup_v2 = spec::cgroup_v2();
         let spec = spec::build(&SpecInputs {
             container: rec,
             parts: &parts,

@@ -276,3 +276,10 @@ pub struct MountPoint {
     pub rw: bool,
     pub propagation: String,
 }
+
+impl MountPoint {
+    /// A volume that does not get the image's content at its mount point (`nocopy`).
+    pub fn nocopy(&self) -> bool {
+        self.mode.split(',').any(|m| m == "nocopy")
+    }
+}

@@ -32,11 +32,6 @@ impl Containers {
         self.volumes.mount_path(name)
     }
 
-    /// Docker copies the image's content at the mount point into a fresh volume.
-    pub(crate) fn volume_copy_up(&self, name: &str, rootfs: &Path, target: &str) -> Result<()> {
-        copy_image_content(&self.volumes, name, rootfs, target)
-    }
-
     /// Docker's volume `mount` and `unmount` events of a container's start and exit.
     pub(crate) fn publish_volume(&self, action: &str, name: &str, attrs: &[(&str, String)]) {
         let attrs = attrs
