@@ -8,9 +8,10 @@
 //! a parent directory the image has keeps the image's owner and mode.
 
 use crate::error::{IoContext, Result};
-use crate::layer::whiteout::OVERLAY_OPAQUE_XATTR;
+use crate::layer::whiteout::{is_overlay_whiteout, OVERLAY_OPAQUE_XATTR};
+use crate::store::atomic::fsync_dir;
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// What an init layer entry is.
@@ -98,9 +99,7 @@ fn sync_tree(dir: &Path) -> Result<()> {
                 .ctx(|| format!("fsync {}", e.path().display()))?;
         }
     }
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("fsync {}", dir.display()))
+    fsync_dir(dir)
 }
 
 /// Makes `at` with the owner and mode of the image's directory, as overlayfs' copy-up
@@ -126,10 +125,10 @@ fn make_dir(at: &Path, image: Option<fs::Metadata>) -> Result<()> {
 /// an opaque directory on the way hides the layers below. Every component is looked at
 /// without following symlinks, so a layer cannot point the lookup outside itself.
 fn image_dir(lowers: &[PathBuf], rel: &Path) -> Option<fs::Metadata> {
+    let comps: Vec<_> = rel.components().collect();
     'layers: for layer in lowers {
         let mut at = layer.clone();
         let mut hides_below = false;
-        let comps: Vec<_> = rel.components().collect();
         for (i, c) in comps.iter().enumerate() {
             at.push(c);
             let Ok(md) = fs::symlink_metadata(&at) else {
@@ -138,8 +137,7 @@ fn image_dir(lowers: &[PathBuf], rel: &Path) -> Option<fs::Metadata> {
                 }
                 continue 'layers;
             };
-            let whiteout = md.file_type().is_char_device() && md.rdev() == 0;
-            if whiteout || !md.is_dir() {
+            if is_overlay_whiteout(&md) || !md.is_dir() {
                 return None;
             }
             if i + 1 == comps.len() {

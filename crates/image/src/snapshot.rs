@@ -150,7 +150,6 @@ impl SnapshotStore {
                 }
             }
             fs::write(tmp.join("diffid"), stats.diff_id.to_string())
-                .and_then(|_| fs::write(tmp.join("size"), stats.uncompressed_size.to_string()))
                 .and_then(|_| fs::write(tmp.join(CONTENT_SIZE), stats.content_size.to_string()))
                 .and_then(|_| fs::write(tmp.join(UNSYNCED), boot_id()))
                 .ctx(|| "write snapshot metadata".to_string())?;

@@ -198,7 +198,6 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 }
 
 fn walk_changes(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<(String, u8)>) {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -206,7 +205,7 @@ fn walk_changes(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<(Strin
         let Ok(md) = e.metadata() else { continue };
         let r = rel.join(e.file_name());
         let name = r.display().to_string();
-        if md.file_type().is_char_device() && md.rdev() == 0 {
+        if berth_image::layer::whiteout::is_overlay_whiteout(&md) {
             out.push((name, 2));
             continue;
         }

@@ -42,6 +42,13 @@ pub fn is_overlay_xattr(name: &str) -> bool {
     OVERLAY_XATTR_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// Whether a directory entry (its metadata, not following symlinks) is overlayfs's whiteout:
+/// a 0:0 character device.
+pub fn is_overlay_whiteout(md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    md.file_type().is_char_device() && md.rdev() == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
