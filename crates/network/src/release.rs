@@ -3,7 +3,7 @@
 //! needs the device gone. Until it is, its address stays out of allocation: the old
 //! interface has the same address-derived MAC and could still take the new one's frames.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -17,8 +17,9 @@ use crate::link;
 /// How long a daemon that exits waits for the deletions it started.
 const FINISH_WITHIN: Duration = Duration::from_secs(5);
 
-/// Addresses held by veths being deleted, by network id.
-type Held = Arc<Mutex<HashMap<String, HashMap<Ipv4Addr, usize>>>>;
+/// (network id, address) of each veth being deleted. An address is never handed out while
+/// held, so it is never held twice.
+type Held = Arc<Mutex<HashSet<(String, Ipv4Addr)>>>;
 
 #[derive(Default)]
 pub(crate) struct Releases {
@@ -37,9 +38,10 @@ impl Releases {
     /// Addresses of `network` that must not be handed out yet.
     pub(crate) fn held(&self, network: &str) -> HashSet<Ipv4Addr> {
         lock(&self.held)
-            .get(network)
-            .map(|ips| ips.keys().copied().collect())
-            .unwrap_or_default()
+            .iter()
+            .filter(|(n, _)| n == network)
+            .map(|&(_, ip)| ip)
+            .collect()
     }
 
     /// Deletes interface `index` (`name`, which held `ip` on `network`) in the background.
@@ -51,29 +53,13 @@ impl Releases {
         network: String,
         ip: Ipv4Addr,
     ) {
-        *lock(&self.held)
-            .entry(network.clone())
-            .or_default()
-            .entry(ip)
-            .or_default() += 1;
+        lock(&self.held).insert((network.clone(), ip));
         let (nl, held, done) = (nl.clone(), self.held.clone(), self.done.clone());
         lock(&self.tasks).spawn(async move {
             if let Err(e) = link::delete_index(&nl, index, &name).await {
                 tracing::warn!(interface = %name, error = %e, "deleting a container's veth failed");
             }
-            let mut held = lock(&held);
-            if let Some(ips) = held.get_mut(&network) {
-                if let Some(n) = ips.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        ips.remove(&ip);
-                    }
-                }
-                if ips.is_empty() {
-                    held.remove(&network);
-                }
-            }
-            drop(held);
+            lock(&held).remove(&(network, ip));
             done.notify_waiters();
         });
         // Finished tasks are reaped here, so the set stays as small as what is in flight.
