@@ -6,13 +6,13 @@
 //! a blob pull over loopback ran at ~2.9 GB/s with BBR and ~7.8 GB/s with cubic or reno.
 //! Connections from other hosts keep the host's choice (see [`Pacing`]).
 
-use std::io;
+use rustix::net::sockopt;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsFd;
 
 /// Loss-based algorithms, which never pace on their own; reno is last because the kernel
 /// allows it to every process.
-const UNPACED: [&[u8]; 2] = [b"cubic", b"reno"];
+const UNPACED: [&str; 2] = ["cubic", "reno"];
 
 /// What the accept loop does to each connection's algorithm, decided once per listener.
 ///
@@ -24,19 +24,18 @@ const UNPACED: [&[u8]; 2] = [b"cubic", b"reno"];
 #[derive(Debug, Default)]
 pub struct Pacing {
     /// The host's algorithm, for peers on other hosts of an unpaced wildcard listener.
-    remote: Option<Vec<u8>>,
+    remote: Option<String>,
     /// The listener hands out unpaced connections to loopback peers.
     listener_unpaced: bool,
 }
 
 /// Sets up `sock`, listening on `local`, as described on [`Pacing`].
-pub fn unpace_listener(sock: &impl AsRawFd, local: SocketAddr) -> Pacing {
+pub fn unpace_listener(sock: &impl AsFd, local: SocketAddr) -> Pacing {
     let ip = local.ip().to_canonical();
     if !ip.is_loopback() && !ip.is_unspecified() {
         return Pacing::default();
     }
-    let fd = sock.as_raw_fd();
-    let Some(host) = unpace_fd(fd) else {
+    let Some(host) = unpace(sock) else {
         return Pacing::default();
     };
     Pacing {
@@ -47,27 +46,26 @@ pub fn unpace_listener(sock: &impl AsRawFd, local: SocketAddr) -> Pacing {
 
 impl Pacing {
     /// Gives the connection `sock` from `peer` its algorithm. Best effort.
-    pub fn accepted(&self, sock: &impl AsRawFd, peer: SocketAddr) {
-        let fd = sock.as_raw_fd();
+    pub fn accepted(&self, sock: &impl AsFd, peer: SocketAddr) {
         if peer.ip().to_canonical().is_loopback() {
             if !self.listener_unpaced {
                 // Late: the pacing mark stays, but the pacing rate then follows the new
                 // algorithm's window, which still about halves BBR's cost.
-                unpace_fd(fd);
+                unpace(sock);
             }
         } else if let Some(host) = &self.remote {
-            if let Err(e) = set_congestion(fd, host) {
+            if let Err(e) = sockopt::set_tcp_congestion(sock, host) {
                 tracing::warn!(error = %e, "restoring the host's congestion control failed");
             }
         }
     }
 }
 
-/// Moves `fd` off a pacing algorithm (BBR); returns the one it had, or None when it kept
+/// Moves `sock` off a pacing algorithm (BBR); returns the one it had, or None when it kept
 /// it (not pacing, or no unpaced one allowed). Best effort: a failure leaves it as it was.
-fn unpace_fd(fd: RawFd) -> Option<Vec<u8>> {
-    let had = match congestion(fd) {
-        Ok(name) if name.starts_with(b"bbr") => name,
+fn unpace(sock: &impl AsFd) -> Option<String> {
+    let had = match sockopt::tcp_congestion(sock) {
+        Ok(name) if name.starts_with("bbr") => name,
         Ok(_) => return None,
         Err(e) => {
             tracing::debug!(error = %e, "reading TCP_CONGESTION failed");
@@ -75,10 +73,10 @@ fn unpace_fd(fd: RawFd) -> Option<Vec<u8>> {
         }
     };
     for algo in UNPACED {
-        match set_congestion(fd, algo) {
+        match sockopt::set_tcp_congestion(sock, algo) {
             Ok(()) => return Some(had),
             Err(e) => tracing::debug!(
-                algorithm = %String::from_utf8_lossy(algo),
+                algorithm = algo,
                 error = %e,
                 "setting TCP_CONGESTION failed"
             ),
@@ -87,63 +85,25 @@ fn unpace_fd(fd: RawFd) -> Option<Vec<u8>> {
     None
 }
 
-fn congestion(fd: RawFd) -> io::Result<Vec<u8>> {
-    let mut buf = [0u8; 16];
-    let mut len = buf.len() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `buf` and updates `len`.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let name = &buf[..(len as usize).min(buf.len())];
-    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    Ok(name[..end].to_vec())
-}
-
-fn set_congestion(fd: RawFd, algo: &[u8]) -> io::Result<()> {
-    // SAFETY: the kernel reads `algo.len()` bytes from a live slice.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            algo.as_ptr().cast(),
-            algo.len() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
 
-    fn name(fd: RawFd) -> String {
-        String::from_utf8_lossy(&congestion(fd).expect("read TCP_CONGESTION")).into_owned()
+    fn name(sock: &impl AsFd) -> String {
+        sockopt::tcp_congestion(sock).expect("read TCP_CONGESTION")
     }
 
     /// A listener on `addr` whose own algorithm is BBR, as on a host whose default is BBR;
     /// None where BBR is not available.
     fn bbr_listener(addr: &str) -> Option<TcpListener> {
         let listener = TcpListener::bind(addr).ok()?;
-        set_congestion(listener.as_raw_fd(), b"bbr").ok()?;
+        sockopt::set_tcp_congestion(&listener, "bbr").ok()?;
         Some(listener)
     }
 
-    fn unpaced(fd: RawFd) -> bool {
-        UNPACED.contains(&name(fd).as_bytes())
+    fn unpaced(sock: &impl AsFd) -> bool {
+        UNPACED.contains(&name(sock).as_str())
     }
 
     #[test]
@@ -157,11 +117,7 @@ mod tests {
         let _client = TcpStream::connect(addr).expect("connect");
         let (conn, peer) = listener.accept().expect("accept");
         pacing.accepted(&conn, peer);
-        assert!(
-            unpaced(conn.as_raw_fd()),
-            "connection got {}",
-            name(conn.as_raw_fd())
-        );
+        assert!(unpaced(&conn), "connection got {}", name(&conn));
     }
 
     /// On a wildcard listener, a loopback peer (also one reaching an IPv6 listener over
@@ -179,19 +135,11 @@ mod tests {
             let _client = TcpStream::connect((local, addr.port())).expect("connect");
             let (conn, peer) = listener.accept().expect("accept");
             pacing.accepted(&conn, peer);
-            assert!(
-                unpaced(conn.as_raw_fd()),
-                "{any}: {}",
-                name(conn.as_raw_fd())
-            );
+            assert!(unpaced(&conn), "{any}: {}", name(&conn));
 
             let remote = SocketAddr::from(([192, 0, 2, 1], 40000));
             pacing.accepted(&conn, remote);
-            assert_eq!(
-                name(conn.as_raw_fd()),
-                "bbr",
-                "{any}: a remote peer keeps the host's"
-            );
+            assert_eq!(name(&conn), "bbr", "{any}: a remote peer keeps the host's");
         }
     }
 
@@ -201,17 +149,16 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let _client = TcpStream::connect(addr).expect("connect");
         let (conn, peer) = listener.accept().expect("accept");
-        let fd = conn.as_raw_fd();
-        if set_congestion(fd, b"bbr").is_err() {
+        if sockopt::set_tcp_congestion(&conn, "bbr").is_err() {
             eprintln!("skipped: bbr is not available to this process");
             return;
         }
         let late = Pacing::default();
         late.accepted(&conn, peer);
-        assert!(unpaced(fd), "still {}", name(fd));
+        assert!(unpaced(&conn), "still {}", name(&conn));
 
-        set_congestion(fd, b"reno").expect("reno is allowed to every process");
+        sockopt::set_tcp_congestion(&conn, "reno").expect("reno is allowed to every process");
         late.accepted(&conn, peer);
-        assert_eq!(name(fd), "reno");
+        assert_eq!(name(&conn), "reno");
     }
 }
