@@ -51,23 +51,20 @@ impl Images {
         .await?;
         let mut lines = Vec::new();
         for rec in &records {
+            let id = rec.id.to_string();
             let tags = rec.familiar_tags();
             if tags.is_empty() {
-                lines.push(JsonMessage::stream(format!(
-                    "Loaded image ID: {}\n",
-                    rec.id
-                )));
+                lines.push(JsonMessage::stream(format!("Loaded image ID: {id}\n")));
             }
             for t in tags {
                 // Docker's words when a loaded tag moves off another image.
-                if let Some(old) = before.get(&t).filter(|old| **old != rec.id.to_string()) {
+                if let Some(old) = before.get(&t).filter(|old| **old != id) {
                     lines.push(JsonMessage::stream(format!(
                         "The image {t} already exists, renaming the old one with ID {old} to empty string\n"
                     )));
                 }
                 lines.push(JsonMessage::stream(format!("Loaded image: {t}\n")));
             }
-            let id = rec.id.to_string();
             self.publish("load", &id, &id);
         }
         Ok(lines)
